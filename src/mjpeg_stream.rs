@@ -1,0 +1,269 @@
+//! Splits a concatenated MJPEG file into its JPEG frames.
+//!
+//! `ffmpeg -f mjpeg` and the reference viewer's `--save` write JPEGs back to
+//! back with nothing in between; files cut from captures may also carry junk
+//! between frames or a truncated last frame. Searching for `FF D9` alone is
+//! not enough (it can appear inside APP segments, e.g. an EXIF thumbnail), so
+//! the frames are found by walking the JPEG marker structure:
+//! SOI, length-prefixed segments, and after each SOS the entropy-coded data,
+//! where `FF 00` is a stuffed data byte and `FF D0..D7` are restart markers,
+//! until EOI. Anything that does not walk cleanly is skipped as junk.
+
+use std::ops::Range;
+
+const MARKER_PREFIX: u8 = 0xFF;
+const SOI: u8 = 0xD8;
+const EOI: u8 = 0xD9;
+const SOS: u8 = 0xDA;
+/// TEM: a standalone marker without a length field.
+const TEM: u8 = 0x01;
+const STUFFED_ZERO: u8 = 0x00;
+
+/// Byte ranges of the complete JPEGs in `data`, in order.
+///
+/// Each range starts with `FF D8` and ends with `FF D9`. Junk between frames
+/// and frames that are truncated or structurally broken are left out. Never
+/// panics, whatever the input.
+pub fn split_jpegs(data: &[u8]) -> Vec<Range<usize>> {
+    let mut frames = Vec::new();
+    let mut search_from = 0;
+    while let Some(start) = find_soi(data, search_from) {
+        match walk_jpeg(data, start) {
+            Walk::Complete { end } => {
+                frames.push(start..end);
+                search_from = end;
+            }
+            Walk::NewSoiAt(next) => search_from = next,
+            Walk::Broken => search_from = start + 2,
+        }
+    }
+    frames
+}
+
+/// What walking the markers from one SOI found.
+#[derive(Debug, PartialEq, Eq)]
+enum Walk {
+    /// A complete JPEG ending just before `end` (exclusive).
+    Complete { end: usize },
+    /// Another SOI appeared where a marker was expected: the frame before it
+    /// was cut short, so start over there.
+    NewSoiAt(usize),
+    /// Truncated or not a JPEG after all.
+    Broken,
+}
+
+/// Position of the next `FF D8` at or after `from`.
+fn find_soi(data: &[u8], from: usize) -> Option<usize> {
+    let rest = data.get(from..)?;
+    rest.windows(2)
+        .position(|pair| pair == [MARKER_PREFIX, SOI])
+        .map(|offset| from + offset)
+}
+
+/// Walks the marker segments of the JPEG whose SOI is at `start`.
+fn walk_jpeg(data: &[u8], start: usize) -> Walk {
+    let mut pos = start + 2;
+    loop {
+        let Some((marker, after_marker)) = read_marker(data, pos) else {
+            return Walk::Broken;
+        };
+        match marker {
+            EOI => return Walk::Complete { end: after_marker },
+            SOI => return Walk::NewSoiAt(after_marker - 2),
+            m if is_standalone(m) => pos = after_marker,
+            SOS => {
+                let Some(after_header) = skip_segment(data, after_marker) else {
+                    return Walk::Broken;
+                };
+                let Some(next_marker) = skip_entropy_coded_data(data, after_header) else {
+                    return Walk::Broken;
+                };
+                pos = next_marker;
+            }
+            _ => {
+                let Some(after_segment) = skip_segment(data, after_marker) else {
+                    return Walk::Broken;
+                };
+                pos = after_segment;
+            }
+        }
+    }
+}
+
+/// Reads the marker at `pos` (skipping `FF` fill bytes); returns the marker
+/// code and the position just after it. `None` if `pos` is not a marker.
+fn read_marker(data: &[u8], pos: usize) -> Option<(u8, usize)> {
+    if *data.get(pos)? != MARKER_PREFIX {
+        return None;
+    }
+    let mut at = pos + 1;
+    while *data.get(at)? == MARKER_PREFIX {
+        at += 1;
+    }
+    let code = data[at];
+    if code == STUFFED_ZERO {
+        return None;
+    }
+    Some((code, at + 1))
+}
+
+/// Markers that carry no length field: TEM and the restart markers.
+fn is_standalone(marker: u8) -> bool {
+    marker == TEM || is_restart(marker)
+}
+
+fn is_restart(marker: u8) -> bool {
+    (0xD0..=0xD7).contains(&marker)
+}
+
+/// Skips a length-prefixed segment whose length field starts at `pos`.
+/// The length counts itself but not the marker.
+fn skip_segment(data: &[u8], pos: usize) -> Option<usize> {
+    let length_bytes = data.get(pos..pos + 2)?;
+    let length = usize::from(u16::from_be_bytes([length_bytes[0], length_bytes[1]]));
+    if length < 2 {
+        return None;
+    }
+    let end = pos + length;
+    (end <= data.len()).then_some(end)
+}
+
+/// Scans entropy-coded data from `pos` to the next real marker and returns
+/// the position of its `FF`. Stuffed `FF 00`, restart markers and fill
+/// bytes belong to the data.
+fn skip_entropy_coded_data(data: &[u8], pos: usize) -> Option<usize> {
+    let mut at = pos;
+    loop {
+        let offset = data.get(at..)?.iter().position(|&b| b == MARKER_PREFIX)?;
+        let prefix = at + offset;
+        let next = *data.get(prefix + 1)?;
+        if next == STUFFED_ZERO || next == MARKER_PREFIX || is_restart(next) {
+            at = prefix + 1;
+        } else {
+            return Some(prefix);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
+    use proptest::prelude::*;
+
+    fn gradient(width: u16, height: u16) -> Vec<u8> {
+        let mut rgb = Vec::new();
+        for y in 0..height {
+            for x in 0..width {
+                rgb.extend_from_slice(&[(x * 7) as u8, (y * 5) as u8, (x ^ y) as u8]);
+            }
+        }
+        rgb
+    }
+
+    fn encode_with(configure: impl FnOnce(&mut Encoder<&mut Vec<u8>>)) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut encoder = Encoder::new(&mut out, 80);
+        configure(&mut encoder);
+        encoder
+            .encode(&gradient(48, 32), 48, 32, ColorType::Rgb)
+            .unwrap();
+        out
+    }
+
+    /// Plain baseline, with restart markers, progressive (several SOS),
+    /// and with an APP segment that hides an `FF D9` and an `FF D8`.
+    fn sample_jpegs() -> Vec<Vec<u8>> {
+        vec![
+            encode_with(|e| e.set_sampling_factor(SamplingFactor::F_2_1)),
+            encode_with(|e| e.set_restart_interval(1)),
+            encode_with(|e| e.set_progressive(true)),
+            encode_with(|e| {
+                e.add_app_segment(5, vec![0xFF, 0xD9, 0xFF, 0xD8, 0, 1])
+                    .unwrap()
+            }),
+        ]
+    }
+
+    fn concat_with_junk(frames: &[Vec<u8>], junk: &[&[u8]]) -> (Vec<u8>, Vec<Range<usize>>) {
+        let mut data = Vec::new();
+        let mut ranges = Vec::new();
+        for (i, frame) in frames.iter().enumerate() {
+            data.extend_from_slice(junk.get(i).copied().unwrap_or(&[]));
+            ranges.push(data.len()..data.len() + frame.len());
+            data.extend_from_slice(frame);
+        }
+        (data, ranges)
+    }
+
+    #[test]
+    fn back_to_back_frames_are_split_exactly() {
+        let frames = sample_jpegs();
+        let (data, expected) = concat_with_junk(&frames, &[]);
+        assert_eq!(split_jpegs(&data), expected);
+    }
+
+    #[test]
+    fn junk_between_frames_is_skipped() {
+        let frames = sample_jpegs();
+        let junk: [&[u8]; 4] = [
+            b"leading junk",
+            &[0xFF, 0xD8, 0x00, 0x12], // SOI followed by nonsense
+            &[0xFF, 0xD8, 0xFF, 0xE0, 0xFF, 0xFF], // segment longer than the file
+            &[0xFF, 0xFF, 0xD9, 0xFF],
+        ];
+        let (mut data, expected) = concat_with_junk(&frames, &junk);
+        data.extend_from_slice(b"trailing junk \xFF\xD8\xFF");
+        assert_eq!(split_jpegs(&data), expected);
+    }
+
+    #[test]
+    fn truncated_frame_is_dropped_and_the_next_one_kept() {
+        let frames = sample_jpegs();
+        let cut = &frames[0][..frames[0].len() / 2];
+        let mut data = cut.to_vec();
+        let start = data.len();
+        data.extend_from_slice(&frames[1]);
+        assert_eq!(split_jpegs(&data), vec![start..data.len()]);
+        assert!(split_jpegs(cut).is_empty());
+    }
+
+    #[test]
+    fn empty_and_tiny_inputs_give_nothing_or_the_minimal_jpeg() {
+        assert!(split_jpegs(&[]).is_empty());
+        assert!(split_jpegs(&[0xFF]).is_empty());
+        assert!(split_jpegs(&[0xFF, 0xD8]).is_empty());
+        assert_eq!(split_jpegs(&[0xFF, 0xD8, 0xFF, 0xD9]), vec![0..4]);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_and_give_sane_ranges(
+            data in proptest::collection::vec(
+                prop_oneof![any::<u8>(), Just(0xFFu8), Just(0xD8u8), Just(0xD9u8), Just(0xDAu8)],
+                0..600,
+            )
+        ) {
+            let mut previous_end = 0;
+            for range in split_jpegs(&data) {
+                prop_assert!(range.start >= previous_end);
+                prop_assert!(range.end <= data.len());
+                prop_assert_eq!(&data[range.start..range.start + 2], &[0xFF, 0xD8]);
+                prop_assert_eq!(&data[range.end - 2..range.end], &[0xFF, 0xD9]);
+                previous_end = range.end;
+            }
+        }
+
+        #[test]
+        fn frames_survive_junk_without_marker_bytes(
+            junk in proptest::collection::vec(
+                proptest::collection::vec(0u8..0xFF, 0..40), 4
+            )
+        ) {
+            let frames = sample_jpegs();
+            let junk: Vec<&[u8]> = junk.iter().map(Vec::as_slice).collect();
+            let (data, expected) = concat_with_junk(&frames, &junk);
+            prop_assert_eq!(split_jpegs(&data), expected);
+        }
+    }
+}
