@@ -8,3 +8,4 @@
 
 pub mod mjpeg_stream;
 pub mod protocol;
+pub mod simulator;

@@ -1,0 +1,271 @@
+//! A simulated borescope on UDP, for tests and for working without hardware.
+//!
+//! It speaks the protocol in PROTOCOL.md from the scope's side: it streams
+//! fragmented JPEGs from its video port to whoever sends heartbeats, stops
+//! on a stop packet or when heartbeats cease, and answers button polls on its
+//! control port with a press counter that does not start at zero. Faults
+//! (loss, duplication, reordering, junk) can be injected with a seeded RNG so
+//! that the bridge's robustness can be tested reproducibly.
+//!
+//! Use [`Simulator::bind`] when the real ports matter (tests bind port 0 and
+//! ask [`Simulator::local_video_addr`]), or [`run`] for the one-call version.
+
+mod faults;
+mod frames;
+mod pattern;
+mod scope;
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::UdpSocket;
+
+pub use faults::{FaultCounts, FaultInjector, Faults, GarbageKind, Outgoing};
+pub use pattern::{
+    COLOUR_BARS, MAX_PATTERN_DIMENSION, PATTERN_PERIOD, ParseSubsamplingError, Subsampling,
+    encode_pattern_frame, render_rgb,
+};
+
+use crate::protocol::video::HEADER_LEN;
+use crate::protocol::{DEFAULT_CONTROL_PORT, DEFAULT_VIDEO_PORT};
+use frames::FrameStore;
+
+/// Largest fragment payload that still fits a UDP datagram with its header.
+pub const MAX_FRAGMENT_PAYLOAD: usize = 65_507 - HEADER_LEN;
+/// Highest frame rate accepted; beyond this the pacing is meaningless.
+pub const MAX_FPS: f64 = 1000.0;
+
+/// Where the simulated scope's frames come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FrameSource {
+    /// The moving test pattern (see [`encode_pattern_frame`]).
+    Pattern {
+        width: u32,
+        height: u32,
+        subsampling: Subsampling,
+        quality: u8,
+    },
+    /// The JPEGs of a concatenated MJPEG file, looped forever.
+    File(PathBuf),
+}
+
+impl Default for FrameSource {
+    /// What a J103 is reported to send: 640x480, 4:2:2.
+    fn default() -> Self {
+        FrameSource::Pattern {
+            width: 640,
+            height: 480,
+            subsampling: Subsampling::S422,
+            quality: 85,
+        }
+    }
+}
+
+/// Everything the simulated scope can be told; one field per CLI flag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimulatorConfig {
+    /// Address both ports are bound to.
+    pub bind: IpAddr,
+    /// Video port; 0 picks a free port (see [`Simulator::local_video_addr`]).
+    pub video_port: u16,
+    /// Control (button) port; 0 picks a free port.
+    pub control_port: u16,
+    pub source: FrameSource,
+    /// Frames per second while streaming.
+    pub fps: f64,
+    /// Largest payload per fragment.
+    pub fragment_payload: usize,
+    /// Simulate a button press this often; `None` = never.
+    pub press_every: Option<Duration>,
+    /// The button counter at start. Not zero by default, because a real
+    /// scope may have been pressed before the bridge started and the bridge
+    /// must treat the first value it sees as a baseline.
+    pub initial_presses: u16,
+    pub faults: Faults,
+    /// Stop streaming after this long without a heartbeat.
+    pub idle_timeout: Duration,
+    /// Seed for the fault RNG; the same seed gives the same faults.
+    pub seed: u64,
+    /// Send at most this many frames in total, then stay silent (for tests).
+    pub max_frames: Option<u64>,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        SimulatorConfig {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            video_port: DEFAULT_VIDEO_PORT,
+            control_port: DEFAULT_CONTROL_PORT,
+            source: FrameSource::default(),
+            fps: 15.0,
+            fragment_payload: 1450,
+            press_every: None,
+            initial_presses: 1234,
+            faults: Faults::default(),
+            idle_timeout: Duration::from_secs(3),
+            seed: 0,
+            max_frames: None,
+        }
+    }
+}
+
+/// A setting the simulator cannot work with.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("frame rate {0} is not a number between 0 (exclusive) and {MAX_FPS}")]
+    Fps(f64),
+    #[error("fragment payload {0} is not between 1 and {MAX_FRAGMENT_PAYLOAD} bytes")]
+    FragmentPayload(usize),
+    #[error(
+        "pattern size {width}x{height} is not within 1x1 and {MAX_PATTERN_DIMENSION}x{MAX_PATTERN_DIMENSION}"
+    )]
+    PatternSize { width: u32, height: u32 },
+    #[error("pattern quality {0} is not between 1 and 100")]
+    Quality(u8),
+    #[error("fault settings: {0}")]
+    Faults(String),
+    #[error("{0} must be longer than zero")]
+    ZeroDuration(&'static str),
+}
+
+impl SimulatorConfig {
+    /// Checks every setting, so that a bad flag is reported before anything
+    /// is bound (and so that nothing later can panic on it).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.fps > 0.0 && self.fps <= MAX_FPS) {
+            return Err(ConfigError::Fps(self.fps));
+        }
+        if !(1..=MAX_FRAGMENT_PAYLOAD).contains(&self.fragment_payload) {
+            return Err(ConfigError::FragmentPayload(self.fragment_payload));
+        }
+        if let FrameSource::Pattern {
+            width,
+            height,
+            quality,
+            ..
+        } = self.source
+        {
+            let valid = 1..=MAX_PATTERN_DIMENSION;
+            if !valid.contains(&width) || !valid.contains(&height) {
+                return Err(ConfigError::PatternSize { width, height });
+            }
+            if !(1..=100).contains(&quality) {
+                return Err(ConfigError::Quality(quality));
+            }
+        }
+        self.faults.validate().map_err(ConfigError::Faults)?;
+        if self.press_every == Some(Duration::ZERO) {
+            return Err(ConfigError::ZeroDuration("the button press interval"));
+        }
+        if self.idle_timeout.is_zero() {
+            return Err(ConfigError::ZeroDuration("the idle timeout"));
+        }
+        Ok(())
+    }
+
+    /// Time between frames; only meaningful for a validated config.
+    fn frame_period(&self) -> Duration {
+        Duration::try_from_secs_f64(1.0 / self.fps).unwrap_or(Duration::from_secs(1))
+    }
+}
+
+/// What the simulated scope did, returned when it shuts down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SimulatorStats {
+    /// Frames sent (including ones whose fragments were all "lost").
+    pub frames_sent: u64,
+    /// Genuine fragment datagrams sent, duplicates included.
+    pub fragments_sent: u64,
+    pub heartbeats: u64,
+    pub stops: u64,
+    /// Times streaming stopped because heartbeats ceased.
+    pub idle_timeouts: u64,
+    /// Valid button polls answered.
+    pub button_polls: u64,
+    /// Simulated button presses.
+    pub presses: u64,
+    /// Datagrams on either port that were neither a command nor a poll.
+    pub ignored_datagrams: u64,
+    pub fragments_lost: u64,
+    pub fragments_duplicated: u64,
+    pub fragments_reordered: u64,
+    pub garbage_sent: u64,
+    /// Datagrams the OS refused to send.
+    pub send_errors: u64,
+}
+
+/// A simulated scope with both ports bound, ready to [`run`](Simulator::run).
+#[derive(Debug)]
+pub struct Simulator {
+    config: SimulatorConfig,
+    video: UdpSocket,
+    control: UdpSocket,
+    video_addr: SocketAddr,
+    control_addr: SocketAddr,
+    frames: FrameStore,
+}
+
+impl Simulator {
+    /// Validates the config, loads the frame source and binds both ports.
+    /// Errors name the address that could not be bound or the file that
+    /// could not be used.
+    pub async fn bind(config: SimulatorConfig) -> anyhow::Result<Simulator> {
+        config.validate()?;
+        let frames = FrameStore::load(&config.source)?;
+        let (video, video_addr) = bind_udp(config.bind, config.video_port, "video").await?;
+        let (control, control_addr) = bind_udp(config.bind, config.control_port, "control").await?;
+        Ok(Simulator {
+            config,
+            video,
+            control,
+            video_addr,
+            control_addr,
+            frames,
+        })
+    }
+
+    /// The bound video address (the real port if `video_port` was 0).
+    pub fn local_video_addr(&self) -> SocketAddr {
+        self.video_addr
+    }
+
+    /// The bound control address (the real port if `control_port` was 0).
+    pub fn local_control_addr(&self) -> SocketAddr {
+        self.control_addr
+    }
+
+    /// Serves both ports until `shutdown` resolves, then returns the stats.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<SimulatorStats> {
+        tracing::info!(
+            "simulated scope ready: video {}, control {}, {}",
+            self.video_addr,
+            self.control_addr,
+            self.frames.describe()
+        );
+        let scope = scope::Scope::new(self.config, self.video, self.control, self.frames);
+        Ok(scope.run(shutdown).await)
+    }
+}
+
+/// Binds the ports and runs the simulated scope until `shutdown` resolves.
+pub async fn run(
+    config: SimulatorConfig,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<SimulatorStats> {
+    Simulator::bind(config).await?.run(shutdown).await
+}
+
+async fn bind_udp(ip: IpAddr, port: u16, what: &str) -> anyhow::Result<(UdpSocket, SocketAddr)> {
+    let wanted = SocketAddr::new(ip, port);
+    let socket = UdpSocket::bind(wanted)
+        .await
+        .with_context(|| format!("cannot bind the simulated scope's {what} port {wanted}"))?;
+    let bound = socket
+        .local_addr()
+        .with_context(|| format!("cannot read the address of the {what} socket"))?;
+    Ok((socket, bound))
+}
+
