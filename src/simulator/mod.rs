@@ -269,3 +269,5 @@ async fn bind_udp(ip: IpAddr, port: u16, what: &str) -> anyhow::Result<(UdpSocke
     Ok((socket, bound))
 }
 
+#[cfg(test)]
+mod tests;
