@@ -1,7 +1,8 @@
 //! The JPEGs the simulated scope sends, by frame number.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, bail};
 
@@ -9,18 +10,10 @@ use super::FrameSource;
 use super::pattern::{PATTERN_PERIOD, Subsampling, encode_pattern_frame};
 use crate::mjpeg_stream::split_jpegs;
 
-/// Frame `n` of the source. Pattern frames are encoded on first use and
-/// kept: the pattern repeats every [`PATTERN_PERIOD`] frames, so after one
-/// period no more encoding happens, which keeps large sizes at full rate.
+/// Frame `n` of the source: a file's JPEGs in a loop, or the test pattern.
 #[derive(Debug)]
 pub(super) enum FrameStore {
-    Pattern {
-        width: u32,
-        height: u32,
-        subsampling: Subsampling,
-        quality: u8,
-        cache: Vec<Option<Arc<Vec<u8>>>>,
-    },
+    Pattern(PatternCache),
     File {
         path: PathBuf,
         frames: Vec<Arc<Vec<u8>>>,
@@ -35,13 +28,12 @@ impl FrameStore {
                 height,
                 subsampling,
                 quality,
-            } => FrameStore::Pattern {
+            } => FrameStore::Pattern(PatternCache::start(PatternParams {
                 width: *width,
                 height: *height,
                 subsampling: *subsampling,
                 quality: *quality,
-                cache: vec![None; PATTERN_PERIOD as usize],
-            },
+            })),
             FrameSource::File(path) => FrameStore::File {
                 path: path.clone(),
                 frames: load_mjpeg_file(path)?,
@@ -49,52 +41,111 @@ impl FrameStore {
         })
     }
 
-    /// For log lines: "640x480 4:2:2 test pattern" or "12 frames from x.mjpeg".
+    /// For log lines: "640x480 test pattern (422)" or "12 frames from x.mjpeg".
     pub(super) fn describe(&self) -> String {
         match self {
-            FrameStore::Pattern {
-                width,
-                height,
-                subsampling,
-                ..
-            } => format!("{width}x{height} {subsampling} test pattern"),
+            FrameStore::Pattern(cache) => {
+                let p = &cache.params;
+                format!("{}x{} test pattern ({})", p.width, p.height, p.subsampling)
+            }
             FrameStore::File { path, frames } => {
                 format!("{} frames from {}", frames.len(), path.display())
             }
         }
     }
 
-    /// The JPEG for frame `number`. Encoding runs on the blocking pool so the
-    /// runtime keeps serving the other port. `None` only if encoding died.
-    pub(super) async fn frame(&mut self, number: u64) -> Option<Arc<Vec<u8>>> {
+    /// The JPEG for frame `number`; `None` only if encoding died.
+    pub(super) async fn frame(&self, number: u64) -> Option<Arc<Vec<u8>>> {
         match self {
             FrameStore::File { frames, .. } => {
                 let index = (number % frames.len() as u64) as usize;
                 frames.get(index).cloned()
             }
-            FrameStore::Pattern {
-                width,
-                height,
-                subsampling,
-                quality,
-                cache,
-            } => {
-                let slot = (number % PATTERN_PERIOD) as usize;
-                if let Some(jpeg) = cache.get(slot).cloned().flatten() {
-                    return Some(jpeg);
-                }
-                let (w, h, s, q) = (*width, *height, *subsampling, *quality);
-                let encoded = tokio::task::spawn_blocking(move || {
-                    encode_pattern_frame(w, h, s, q, slot as u64)
-                })
-                .await;
-                let jpeg = Arc::new(encoded.ok()?);
-                if let Some(entry) = cache.get_mut(slot) {
-                    *entry = Some(Arc::clone(&jpeg));
-                }
-                Some(jpeg)
-            }
+            FrameStore::Pattern(cache) => cache.frame(number).await,
         }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PatternParams {
+    width: u32,
+    height: u32,
+    subsampling: Subsampling,
+    quality: u8,
+}
+
+impl PatternParams {
+    fn encode(self, slot: usize) -> Arc<Vec<u8>> {
+        Arc::new(encode_pattern_frame(
+            self.width,
+            self.height,
+            self.subsampling,
+            self.quality,
+            slot as u64,
+        ))
+    }
+}
+
+/// The pattern repeats every [`PATTERN_PERIOD`] frames, so each of those is
+/// encoded once. A background thread encodes the whole period as soon as the
+/// simulator is created, because encoding 720p or 1080p takes longer than a
+/// frame interval: by the time a client connects, sending is just copying.
+/// A frame the thread has not reached yet is encoded on demand.
+#[derive(Debug)]
+pub(super) struct PatternCache {
+    params: PatternParams,
+    slots: Arc<Vec<OnceLock<Arc<Vec<u8>>>>>,
+    /// Tells the background thread to give up when the simulator is dropped.
+    cancelled: Arc<AtomicBool>,
+}
+
+impl PatternCache {
+    fn start(params: PatternParams) -> Self {
+        let slots: Arc<Vec<OnceLock<Arc<Vec<u8>>>>> =
+            Arc::new((0..PATTERN_PERIOD).map(|_| OnceLock::new()).collect());
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let (thread_slots, thread_cancelled) = (Arc::clone(&slots), Arc::clone(&cancelled));
+        let spawned = std::thread::Builder::new()
+            .name("scope-pattern".into())
+            .spawn(move || fill_all(params, &thread_slots, &thread_cancelled));
+        if let Err(error) = spawned {
+            tracing::warn!("cannot pre-encode the test pattern, encoding on demand: {error}");
+        }
+        PatternCache {
+            params,
+            slots,
+            cancelled,
+        }
+    }
+
+    async fn frame(&self, number: u64) -> Option<Arc<Vec<u8>>> {
+        let slot = (number % PATTERN_PERIOD) as usize;
+        if let Some(jpeg) = self.slots.get(slot)?.get() {
+            return Some(Arc::clone(jpeg));
+        }
+        let (params, slots) = (self.params, Arc::clone(&self.slots));
+        tokio::task::spawn_blocking(move || {
+            let cell = slots.get(slot)?;
+            Some(Arc::clone(cell.get_or_init(|| params.encode(slot))))
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+}
+
+impl Drop for PatternCache {
+    fn drop(&mut self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+}
+
+fn fill_all(params: PatternParams, slots: &[OnceLock<Arc<Vec<u8>>>], cancelled: &AtomicBool) {
+    for (slot, cell) in slots.iter().enumerate() {
+        if cancelled.load(Ordering::Relaxed) {
+            return;
+        }
+        cell.get_or_init(|| params.encode(slot));
     }
 }
 
@@ -110,4 +161,25 @@ fn load_mjpeg_file(path: &Path) -> anyhow::Result<Vec<Arc<Vec<u8>>>> {
         bail!("{} contains no complete JPEG", path.display());
     }
     Ok(frames)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn cached_pattern_frames_match_the_encoder_across_periods() {
+        let source = FrameSource::Pattern {
+            width: 40,
+            height: 30,
+            subsampling: Subsampling::S420,
+            quality: 60,
+        };
+        let store = FrameStore::load(&source).unwrap();
+        for number in [0, 5, PATTERN_PERIOD + 5, 1000] {
+            let expected = encode_pattern_frame(40, 30, Subsampling::S420, 60, number);
+            assert_eq!(*store.frame(number).await.unwrap(), expected);
+        }
+        assert_eq!(store.describe(), "40x30 test pattern (420)");
+    }
 }
