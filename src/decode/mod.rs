@@ -44,6 +44,9 @@ pub enum DecodeError {
     /// The bytes are not a complete, valid JPEG (bad markers, truncated scan, ...).
     #[error("corrupt JPEG: {0}")]
     Corrupt(String),
+    /// The frame does not end with the end-of-image marker: data is missing at the end.
+    #[error("corrupt JPEG: truncated (it does not end with an end-of-image marker)")]
+    Truncated,
     /// The header announces a picture larger than [`MAX_DIMENSION`].
     #[error(
         "JPEG of {width}x{height} is larger than the {MAX_DIMENSION}x{MAX_DIMENSION} limit \
@@ -53,6 +56,9 @@ pub enum DecodeError {
     /// The header announces an empty picture.
     #[error("JPEG of {width}x{height} has no pixels (corrupt header)")]
     Empty { width: u32, height: u32 },
+    /// The JPEG library panicked on this input (a bug there, contained to this frame).
+    #[error("corrupt JPEG: the JPEG decoder failed internally on this frame")]
+    DecoderPanicked,
     /// The colour converter refused the picture (should not happen for valid sizes).
     #[error("colour conversion failed: {0}")]
     Convert(String),
@@ -101,6 +107,19 @@ fn check_dimensions(width: u32, height: u32) -> Result<(), DecodeError> {
     Ok(())
 }
 
+/// A frame cut short must be an error: zune-jpeg, even in strict mode, decodes a scan that
+/// lacks its last few bytes and fills the bottom-right blocks with wrong pixels (seen with
+/// 0.5.15: a 64x48 frame cut by 2..=10 bytes decoded "fine"). A complete JPEG ends with
+/// FF D9; trailing zero bytes, which some senders pad frames with, are tolerated.
+fn check_ends_with_eoi(jpeg: &[u8]) -> Result<(), DecodeError> {
+    let end = jpeg.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    if jpeg[..end].ends_with(&[0xFF, 0xD9]) {
+        Ok(())
+    } else {
+        Err(DecodeError::Truncated)
+    }
+}
+
 fn corrupt(err: zune_jpeg::errors::DecodeErrors) -> DecodeError {
     DecodeError::Corrupt(err.to_string())
 }
@@ -116,11 +135,8 @@ impl Decoder {
     pub fn decode(&mut self, jpeg: &[u8]) -> Result<&YuyvFrame, DecodeError> {
         // zune-jpeg is fuzzed, but this runs on bytes from the network: a decoder bug must
         // cost one frame, not the bridge.
-        catch_unwind(AssertUnwindSafe(|| self.decode_inner(jpeg))).unwrap_or_else(|_| {
-            Err(DecodeError::Corrupt(
-                "the JPEG decoder panicked on this frame".to_owned(),
-            ))
-        })?;
+        catch_unwind(AssertUnwindSafe(|| self.decode_inner(jpeg)))
+            .unwrap_or(Err(DecodeError::DecoderPanicked))?;
         Ok(&self.frame)
     }
 
@@ -130,6 +146,7 @@ impl Decoder {
     }
 
     fn decode_inner(&mut self, jpeg: &[u8]) -> Result<(), DecodeError> {
+        check_ends_with_eoi(jpeg)?;
         let mut decoder =
             JpegDecoder::new_with_options(ZCursor::new(jpeg), zune_options(ColorSpace::RGB));
         decoder.decode_headers().map_err(corrupt)?;
