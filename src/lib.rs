@@ -8,3 +8,4 @@
 
 pub mod decode;
 pub mod protocol;
+pub mod sinks;
