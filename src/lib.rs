@@ -9,3 +9,4 @@
 pub mod decode;
 pub mod protocol;
 pub mod sinks;
+pub mod snapshot;
