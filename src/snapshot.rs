@@ -8,7 +8,8 @@
 //! Consumers watching the directory must never see half a file, and an existing file
 //! must never be replaced. So the bytes go to a hidden `.part` file, are fsynced, and are
 //! then hard-linked to the final name (atomic, and fails instead of overwriting); a taken
-//! name bumps the sequence and tries again.
+//! name bumps the sequence and tries again. Where hard links are unsupported (FAT), the
+//! part file is renamed after checking the name is free.
 
 use chrono::{DateTime, Utc};
 use std::fs::{self, File, OpenOptions};
@@ -115,7 +116,13 @@ impl SnapshotWriter {
             match fs::hard_link(part, &target) {
                 Ok(()) => return Ok(target),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => self.sequence += 1,
-                Err(e) => return Err(write_error(&target)(e)),
+                Err(_) if target.exists() => self.sequence += 1,
+                // No hard links here (FAT/exFAT USB sticks): fall back to a rename, which is
+                // still atomic; the check above leaves only a tiny window for overwriting.
+                Err(_) => {
+                    fs::rename(part, &target).map_err(write_error(&target))?;
+                    return Ok(target);
+                }
             }
         }
         Err(SnapshotError::NoFreeName {
