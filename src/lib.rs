@@ -1,11 +1,8 @@
 //! scopecam: a cheap USB borescope as a normal Linux camera.
-//!
-//! The data path, one module per step:
-//! `link` (UDP to the scope) -> `frames` (fragment reassembly) ->
-//! `decode` (JPEG to limited-range YUYV) -> `sinks` (y4m, mjpeg, null, ...);
-//! `button` (press tracking) -> `snapshot` (saved JPEGs).
-//! `protocol`, `frames` and `button` are sans-IO state machines.
 
+pub mod decode;
 pub mod mjpeg_stream;
 pub mod protocol;
 pub mod simulator;
+pub mod sinks;
+pub mod snapshot;

@@ -1,0 +1,194 @@
+//! JPEG -> packed YUYV 4:2:2, limited-range BT.601: what V4L2 consumers assume.
+//!
+//! JPEG (JFIF) stores full-range BT.601 YCbCr, while YUYV on a webcam node is read as
+//! limited range (Y 16..235, Cb/Cr 16..240). So the decoder squeezes the range: black becomes
+//! Y 16, white Y 235, grey chroma stays 128.
+//!
+//! Paths, picked by the JPEG's own colour space:
+//! - Colour (YCbCr, and also Adobe RGB, CMYK, YCCK): zune-jpeg emits RGB and yuvutils-rs
+//!   converts it with SIMD (see `rgb.rs`). Going through RGB looks wasteful since the JPEG
+//!   already holds YCbCr, but it measured fastest (figures in `rgb.rs`).
+//! - Grayscale: zune-jpeg emits luma, a table squeezes it, chroma is 128.
+//!
+//! Odd widths: YUYV needs pixel pairs, so an odd-width picture is padded to the next even
+//! width by repeating its last column. Odd heights need nothing.
+
+mod pack;
+mod rgb;
+
+use pack::pack_luma_full_to_yuyv_limited;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use zune_core::bytestream::ZCursor;
+use zune_core::colorspace::ColorSpace;
+use zune_core::options::DecoderOptions;
+use zune_jpeg::JpegDecoder;
+
+/// Largest accepted width or height. The scope sends 1280x720 at most; anything far bigger
+/// is a corrupt header, and refusing it before allocating keeps a bad frame from costing
+/// hundreds of megabytes.
+pub const MAX_DIMENSION: u32 = 4096;
+
+/// A packed YUYV 4:2:2 picture (Y0 U Y1 V), limited-range BT.601. `width` is always even.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct YuyvFrame {
+    pub width: u32,
+    pub height: u32,
+    /// `width * 2 * height` bytes.
+    pub data: Vec<u8>,
+}
+
+/// Why a frame could not be decoded. The bridge drops and counts such frames.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The bytes are not a complete, valid JPEG (bad markers, truncated scan, ...).
+    #[error("corrupt JPEG: {0}")]
+    Corrupt(String),
+    /// The frame does not end with the end-of-image marker: data is missing at the end.
+    #[error("corrupt JPEG: truncated (it does not end with an end-of-image marker)")]
+    Truncated,
+    /// The header announces a picture larger than [`MAX_DIMENSION`].
+    #[error(
+        "JPEG of {width}x{height} is larger than the {MAX_DIMENSION}x{MAX_DIMENSION} limit \
+         (a corrupt header, or not a borescope frame)"
+    )]
+    TooLarge { width: u32, height: u32 },
+    /// The header announces an empty picture.
+    #[error("JPEG of {width}x{height} has no pixels (corrupt header)")]
+    Empty { width: u32, height: u32 },
+    /// The JPEG library panicked on this input (a bug there, contained to this frame).
+    #[error("corrupt JPEG: the JPEG decoder failed internally on this frame")]
+    DecoderPanicked,
+    /// The colour converter refused the picture (should not happen for valid sizes).
+    #[error("colour conversion failed: {0}")]
+    Convert(String),
+}
+
+/// Decodes JPEG frames into one reused YUYV buffer.
+///
+/// Every intermediate buffer lives here and is only resized, so once frames keep the same
+/// size, decoding allocates nothing of its own per frame (zune-jpeg keeps a few small
+/// per-image scratch buffers internally, which we cannot reach).
+#[derive(Debug, Default)]
+pub struct Decoder {
+    frame: YuyvFrame,
+    /// zune-jpeg's output: packed RGB, or luma for grayscale JPEGs.
+    pixels: Vec<u8>,
+    /// yuvutils intermediates (planar 4:2:2, odd-width padding).
+    rgb_scratch: rgb::Scratch,
+}
+
+/// What zune-jpeg should hand us for a given JPEG colour space.
+fn output_colorspace_for(input: ColorSpace) -> ColorSpace {
+    match input {
+        ColorSpace::Luma => ColorSpace::Luma,
+        _ => ColorSpace::RGB,
+    }
+}
+
+/// Decoder options: strict mode so a truncated or damaged scan is an error instead of a
+/// grey-filled partial picture (zune-jpeg's lenient default), and zune's own size limit
+/// lifted to the u16 maximum so that [`MAX_DIMENSION`] is checked here, with our message.
+fn zune_options(out: ColorSpace) -> DecoderOptions {
+    DecoderOptions::default()
+        .set_strict_mode(true)
+        .set_max_width(usize::from(u16::MAX))
+        .set_max_height(usize::from(u16::MAX))
+        .jpeg_set_out_colorspace(out)
+}
+
+fn check_dimensions(width: u32, height: u32) -> Result<(), DecodeError> {
+    if width == 0 || height == 0 {
+        return Err(DecodeError::Empty { width, height });
+    }
+    if width > MAX_DIMENSION || height > MAX_DIMENSION {
+        return Err(DecodeError::TooLarge { width, height });
+    }
+    Ok(())
+}
+
+/// A frame cut short must be an error: zune-jpeg, even in strict mode, decodes a scan that
+/// lacks its last few bytes and fills the bottom-right blocks with wrong pixels (seen with
+/// 0.5.15: a 64x48 frame cut by 2..=10 bytes decoded "fine"). A complete JPEG ends with
+/// FF D9; trailing zero bytes, which some senders pad frames with, are tolerated.
+fn check_ends_with_eoi(jpeg: &[u8]) -> Result<(), DecodeError> {
+    let end = jpeg.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    if jpeg[..end].ends_with(&[0xFF, 0xD9]) {
+        Ok(())
+    } else {
+        Err(DecodeError::Truncated)
+    }
+}
+
+fn corrupt(err: zune_jpeg::errors::DecodeErrors) -> DecodeError {
+    DecodeError::Corrupt(err.to_string())
+}
+
+impl Decoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Decode one JPEG into the reused YUYV buffer.
+    ///
+    /// On error the previous frame's contents are unspecified; never panics on any input.
+    pub fn decode(&mut self, jpeg: &[u8]) -> Result<&YuyvFrame, DecodeError> {
+        // zune-jpeg is fuzzed, but this runs on bytes from the network: a decoder bug must
+        // cost one frame, not the bridge.
+        catch_unwind(AssertUnwindSafe(|| self.decode_inner(jpeg)))
+            .unwrap_or(Err(DecodeError::DecoderPanicked))?;
+        Ok(&self.frame)
+    }
+
+    /// The last successfully decoded frame (empty before the first).
+    pub fn frame(&self) -> &YuyvFrame {
+        &self.frame
+    }
+
+    fn decode_inner(&mut self, jpeg: &[u8]) -> Result<(), DecodeError> {
+        check_ends_with_eoi(jpeg)?;
+        let mut decoder =
+            JpegDecoder::new_with_options(ZCursor::new(jpeg), zune_options(ColorSpace::RGB));
+        decoder.decode_headers().map_err(corrupt)?;
+        let (width, height) = decoder
+            .dimensions()
+            .ok_or_else(|| DecodeError::Corrupt("no frame header".to_owned()))?;
+        let (width, height) = (width as u32, height as u32);
+        check_dimensions(width, height)?;
+        let input = decoder
+            .input_colorspace()
+            .ok_or_else(|| DecodeError::Corrupt("no colour space".to_owned()))?;
+        let out = output_colorspace_for(input);
+        if out != ColorSpace::RGB {
+            // Only RGB-family outputs depend on state prepared while reading headers.
+            decoder.set_options(zune_options(out));
+        }
+
+        let needed = (width as usize) * (height as usize) * out.num_components();
+        self.pixels.resize(needed, 0);
+        decoder.decode_into(&mut self.pixels).map_err(corrupt)?;
+
+        let even_width = width.next_multiple_of(2);
+        self.frame.width = even_width;
+        self.frame.height = height;
+        self.frame
+            .data
+            .resize(even_width as usize * 2 * height as usize, 0);
+        match out {
+            ColorSpace::Luma => {
+                pack_luma_full_to_yuyv_limited(&self.pixels, width as usize, &mut self.frame.data)
+            }
+            _ => rgb::rgb_to_yuyv_limited(
+                &self.pixels,
+                width,
+                height,
+                &mut self.rgb_scratch,
+                &mut self.frame.data,
+            )?,
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,94 @@
+//! RGB -> limited-range YUYV through yuvutils-rs (SIMD): the path for every colour JPEG.
+//!
+//! Measured with `cargo run --release --example convert_timing -- F.jpg` on the 2-core EPYC
+//! (AVX2) dev machine, 1280x720 4:2:2 ffmpeg `testsrc2` frame (52.5 KB), best of 3 x 200,
+//! ms per frame, one run:
+//!   zune decode to RGB 1.20 | zune decode to YCbCr 1.24
+//!   yuvutils RGB -> 4:2:2 planar -> YUYV 0.20 | scalar table YCbCr -> YUYV pack 0.51
+//!   => RGB + yuvutils 1.40 vs YCbCr + table pack 1.75: keep RGB + yuvutils.
+
+use super::DecodeError;
+use yuvutils_rs::{
+    BufferStoreMut, YuvConversionMode, YuvPackedImageMut, YuvPlanarImage, YuvPlanarImageMut,
+    YuvRange, YuvStandardMatrix,
+};
+
+/// Reused intermediates: planar 4:2:2 and, for odd widths, an RGB copy one column wider.
+#[derive(Debug, Default)]
+pub(super) struct Scratch {
+    padded_rgb: Vec<u8>,
+    y: Vec<u8>,
+    u: Vec<u8>,
+    v: Vec<u8>,
+}
+
+fn convert_error(err: yuvutils_rs::YuvError) -> DecodeError {
+    DecodeError::Convert(err.to_string())
+}
+
+/// Copies `rgb` into `padded` with each row one pixel wider, repeating the last pixel.
+fn pad_odd_width(rgb: &[u8], width: usize, padded: &mut Vec<u8>) {
+    padded.clear();
+    for row in rgb.chunks_exact(width * 3) {
+        padded.extend_from_slice(row);
+        let last = &row[row.len() - 3..];
+        padded.extend_from_slice(last);
+    }
+}
+
+/// `rgb` is `width * height` packed RGB; `yuyv` is the even-width output frame.
+pub(super) fn rgb_to_yuyv_limited(
+    rgb: &[u8],
+    width: u32,
+    height: u32,
+    scratch: &mut Scratch,
+    yuyv: &mut [u8],
+) -> Result<(), DecodeError> {
+    let even_width = width.next_multiple_of(2);
+    let rgb = if even_width == width {
+        rgb
+    } else {
+        pad_odd_width(rgb, width as usize, &mut scratch.padded_rgb);
+        &scratch.padded_rgb
+    };
+    let luma_len = even_width as usize * height as usize;
+    scratch.y.resize(luma_len, 0);
+    scratch.u.resize(luma_len / 2, 0);
+    scratch.v.resize(luma_len / 2, 0);
+    let mut planar = YuvPlanarImageMut {
+        y_plane: BufferStoreMut::Borrowed(&mut scratch.y),
+        y_stride: even_width,
+        u_plane: BufferStoreMut::Borrowed(&mut scratch.u),
+        u_stride: even_width / 2,
+        v_plane: BufferStoreMut::Borrowed(&mut scratch.v),
+        v_stride: even_width / 2,
+        width: even_width,
+        height,
+    };
+    yuvutils_rs::rgb_to_yuv422(
+        &mut planar,
+        rgb,
+        even_width * 3,
+        YuvRange::Limited,
+        YuvStandardMatrix::Bt601,
+        YuvConversionMode::Balanced,
+    )
+    .map_err(convert_error)?;
+    let planar = YuvPlanarImage {
+        y_plane: &scratch.y,
+        y_stride: even_width,
+        u_plane: &scratch.u,
+        u_stride: even_width / 2,
+        v_plane: &scratch.v,
+        v_stride: even_width / 2,
+        width: even_width,
+        height,
+    };
+    let mut packed = YuvPackedImageMut {
+        yuy: BufferStoreMut::Borrowed(yuyv),
+        yuy_stride: even_width * 2,
+        width: even_width,
+        height,
+    };
+    yuvutils_rs::yuv422_to_yuyv422(&mut packed, &planar).map_err(convert_error)
+}

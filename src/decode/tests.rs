@@ -1,0 +1,375 @@
+use super::*;
+use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
+use proptest::prelude::*;
+
+const SAMPLINGS: [(SamplingFactor, &str); 3] = [
+    (SamplingFactor::F_1_1, "4:4:4"),
+    (SamplingFactor::F_2_1, "4:2:2"),
+    (SamplingFactor::F_2_2, "4:2:0"),
+];
+
+fn encode_rgb(rgb: &[u8], width: u16, height: u16, sampling: SamplingFactor, q: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = Encoder::new(&mut out, q);
+    encoder.set_sampling_factor(sampling);
+    encoder
+        .encode(rgb, width, height, ColorType::Rgb)
+        .expect("test JPEG encodes");
+    out
+}
+
+fn encode_gray(luma: &[u8], width: u16, height: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    Encoder::new(&mut out, 100)
+        .encode(luma, width, height, ColorType::Luma)
+        .expect("test JPEG encodes");
+    out
+}
+
+fn solid(rgb: [u8; 3], width: u16, height: u16) -> Vec<u8> {
+    rgb.repeat(usize::from(width) * usize::from(height))
+}
+
+/// A smooth colourful picture: gradients in all three channels.
+fn gradient(width: u16, height: u16) -> Vec<u8> {
+    let (w, h) = (usize::from(width), usize::from(height));
+    let mut rgb = Vec::with_capacity(w * h * 3);
+    for y in 0..h {
+        for x in 0..w {
+            rgb.push((x * 255 / w.max(2).saturating_sub(1)).min(255) as u8);
+            rgb.push((y * 255 / h.max(2).saturating_sub(1)).min(255) as u8);
+            rgb.push(((x + y) * 255 / (w + h)) as u8);
+        }
+    }
+    rgb
+}
+
+/// Float BT.601 limited-range reference for one full-range RGB pixel.
+fn bt601_limited(rgb: [f64; 3]) -> [f64; 3] {
+    let [r, g, b] = rgb.map(|c| c / 255.0);
+    [
+        16.0 + 65.481 * r + 128.553 * g + 24.966 * b,
+        128.0 - 37.797 * r - 74.203 * g + 112.0 * b,
+        128.0 + 112.0 * r - 93.786 * g - 18.214 * b,
+    ]
+}
+
+/// Every (Y, U, V) of every pixel pair of a frame: (y0, u, y1, v).
+fn pairs(frame: &YuyvFrame) -> impl Iterator<Item = [u8; 4]> + '_ {
+    frame.data.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]])
+}
+
+fn assert_all_near(frame: &YuyvFrame, want: [f64; 3], tolerance: f64, what: &str) {
+    for [y0, u, y1, v] in pairs(frame) {
+        for (got, want, name) in [
+            (y0, want[0], "Y"),
+            (y1, want[0], "Y"),
+            (u, want[1], "U"),
+            (v, want[2], "V"),
+        ] {
+            assert!(
+                (f64::from(got) - want).abs() <= tolerance,
+                "{what}: {name} is {got}, expected {want:.1}"
+            );
+        }
+    }
+}
+
+#[test]
+fn solid_colours_map_to_bt601_limited_range_for_every_subsampling() {
+    let cases = [
+        ([0, 0, 0], "black"),
+        ([255, 255, 255], "white"),
+        ([128, 128, 128], "grey"),
+        ([255, 0, 0], "red"),
+        ([0, 255, 0], "green"),
+        ([0, 0, 255], "blue"),
+    ];
+    let mut decoder = Decoder::new();
+    for (sampling, sampling_name) in SAMPLINGS {
+        for (rgb, name) in cases {
+            let jpeg = encode_rgb(&solid(rgb, 32, 16), 32, 16, sampling, 100);
+            let frame = decoder.decode(&jpeg).expect("valid JPEG decodes");
+            assert_eq!((frame.width, frame.height), (32, 16));
+            let want = bt601_limited(rgb.map(f64::from));
+            assert_all_near(frame, want, 3.0, &format!("{name} {sampling_name}"));
+        }
+    }
+}
+
+#[test]
+fn black_and_white_hit_the_limited_range_end_points() {
+    let mut decoder = Decoder::new();
+    let black = decoder
+        .decode(&encode_rgb(
+            &solid([0; 3], 16, 8),
+            16,
+            8,
+            SamplingFactor::F_2_1,
+            100,
+        ))
+        .expect("decodes");
+    assert!(pairs(black).all(|[y0, u, y1, v]| {
+        (15..=17).contains(&y0)
+            && (15..=17).contains(&y1)
+            && u.abs_diff(128) <= 1
+            && v.abs_diff(128) <= 1
+    }));
+    let white = decoder
+        .decode(&encode_rgb(
+            &solid([255; 3], 16, 8),
+            16,
+            8,
+            SamplingFactor::F_2_1,
+            100,
+        ))
+        .expect("decodes");
+    assert!(
+        pairs(white).all(|[y0, _, y1, _]| (234..=236).contains(&y0) && (234..=236).contains(&y1))
+    );
+}
+
+#[test]
+fn odd_sizes_are_padded_to_even_width_by_repeating_the_last_column() {
+    let mut decoder = Decoder::new();
+    for (sampling, name) in SAMPLINGS {
+        let jpeg = encode_rgb(&gradient(33, 17), 33, 17, sampling, 95);
+        let frame = decoder.decode(&jpeg).expect("odd-size JPEG decodes");
+        assert_eq!((frame.width, frame.height), (34, 17), "{name}");
+        assert_eq!(frame.data.len(), 34 * 2 * 17, "{name}");
+        for row in frame.data.chunks_exact(34 * 2) {
+            let last_pair = &row[32 * 2..];
+            assert_eq!(
+                last_pair[0], last_pair[2],
+                "{name}: padded Y repeats the last column"
+            );
+        }
+    }
+}
+
+#[test]
+fn grayscale_jpegs_decode_with_neutral_chroma() {
+    let (w, h) = (33u16, 9u16);
+    let luma: Vec<u8> = (0..usize::from(w) * usize::from(h))
+        .map(|i| (i % usize::from(w) * 255 / 32) as u8)
+        .collect();
+    let mut decoder = Decoder::new();
+    let frame = decoder
+        .decode(&encode_gray(&luma, w, h))
+        .expect("grayscale decodes");
+    assert_eq!(
+        (frame.width, frame.height, frame.data.len()),
+        (34, 9, 34 * 2 * 9)
+    );
+    assert!(pairs(frame).all(|[_, u, _, v]| u == 128 && v == 128));
+    let first_row = &frame.data[..34 * 2];
+    assert!(
+        first_row[0].abs_diff(16) <= 2,
+        "black -> 16, got {}",
+        first_row[0]
+    );
+    assert!(
+        first_row[64].abs_diff(235) <= 2,
+        "white -> 235, got {}",
+        first_row[64]
+    );
+    assert_eq!(first_row[64], first_row[66], "odd column repeated");
+}
+
+#[test]
+fn same_size_frames_reuse_the_output_buffer() {
+    let jpeg = encode_rgb(&gradient(64, 32), 64, 32, SamplingFactor::F_2_1, 90);
+    let mut decoder = Decoder::new();
+    let first = decoder.decode(&jpeg).expect("decodes").data.as_ptr();
+    let second = decoder.decode(&jpeg).expect("decodes").data.as_ptr();
+    assert_eq!(first, second, "the YUYV buffer was reallocated");
+}
+
+/// Offset of the SOF0 height field in a baseline JPEG from jpeg-encoder.
+fn sof_size_offset(jpeg: &[u8]) -> usize {
+    let sof = jpeg
+        .windows(2)
+        .position(|m| m == [0xFF, 0xC0])
+        .expect("baseline SOF0 marker");
+    sof + 5
+}
+
+fn with_size(jpeg: &[u8], width: u16, height: u16) -> Vec<u8> {
+    let mut patched = jpeg.to_vec();
+    let at = sof_size_offset(&patched);
+    patched[at..at + 2].copy_from_slice(&height.to_be_bytes());
+    patched[at + 2..at + 4].copy_from_slice(&width.to_be_bytes());
+    patched
+}
+
+#[test]
+fn absurd_dimensions_are_rejected_before_decoding() {
+    let jpeg = encode_rgb(&gradient(16, 16), 16, 16, SamplingFactor::F_2_1, 90);
+    let mut decoder = Decoder::new();
+    for (w, h) in [(4097, 16), (16, 4097), (65535, 65535)] {
+        let err = decoder
+            .decode(&with_size(&jpeg, w, h))
+            .expect_err("too large");
+        assert!(
+            matches!(err, DecodeError::TooLarge { .. }),
+            "{w}x{h}: {err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "JPEG of {w}x{h} is larger than the 4096x4096 limit \
+                 (a corrupt header, or not a borescope frame)"
+            )
+        );
+    }
+    assert!(decoder.decode(&with_size(&jpeg, 0, 16)).is_err());
+    assert!(decoder.decode(&with_size(&jpeg, 16, 0)).is_err());
+}
+
+#[test]
+fn garbage_and_empty_input_are_errors() {
+    let mut decoder = Decoder::new();
+    assert!(decoder.decode(&[]).is_err());
+    assert!(decoder.decode(b"not a jpeg at all").is_err());
+    let err = decoder
+        .decode(&[0xFF, 0xD8, 0xFF])
+        .expect_err("header only");
+    assert!(err.to_string().starts_with("corrupt JPEG: "), "{err}");
+}
+
+#[test]
+fn truncated_frames_are_errors() {
+    let jpeg = encode_rgb(&gradient(64, 48), 64, 48, SamplingFactor::F_2_1, 90);
+    let mut decoder = Decoder::new();
+    // zune-jpeg alone (even strict) accepts losing the scan's last ~10 bytes and returns
+    // wrong bottom-right blocks; the end-of-image check catches every cut.
+    for len in 0..jpeg.len() {
+        assert!(
+            decoder.decode(&jpeg[..len]).is_err(),
+            "truncated to {len} of {} bytes decoded without error",
+            jpeg.len()
+        );
+    }
+}
+
+#[test]
+fn zero_padding_after_the_end_marker_is_accepted() {
+    let mut jpeg = encode_rgb(&solid([0; 3], 16, 16), 16, 16, SamplingFactor::F_2_1, 100);
+    jpeg.extend([0; 7]);
+    assert!(Decoder::new().decode(&jpeg).is_ok());
+}
+
+#[test]
+fn a_missing_end_marker_is_reported_as_truncation() {
+    let jpeg = encode_rgb(&solid([0; 3], 16, 16), 16, 16, SamplingFactor::F_2_1, 100);
+    let err = Decoder::new()
+        .decode(&jpeg[..jpeg.len() - 1])
+        .expect_err("truncated");
+    assert!(matches!(err, DecodeError::Truncated), "{err}");
+}
+
+#[test]
+fn a_good_frame_after_a_bad_one_decodes() {
+    let jpeg = encode_rgb(&solid([0; 3], 16, 16), 16, 16, SamplingFactor::F_2_2, 100);
+    let mut decoder = Decoder::new();
+    assert!(decoder.decode(&jpeg[..jpeg.len() / 2]).is_err());
+    assert!(decoder.decode(&jpeg).is_ok());
+}
+
+fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let mse = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum::<f64>()
+        / a.len() as f64;
+    10.0 * (255.0f64.powi(2) / mse.max(1e-12)).log10()
+}
+
+/// Independent reference: jpeg-decoder to RGB, float BT.601 limited range, chroma of each
+/// horizontal pair averaged, odd width padded like ours.
+fn reference_yuyv(jpeg: &[u8]) -> Vec<u8> {
+    let mut reference = jpeg_decoder::Decoder::new(jpeg);
+    let rgb = reference.decode().expect("reference decodes");
+    let info = reference.info().expect("reference info");
+    let (w, h) = (usize::from(info.width), usize::from(info.height));
+    let even = w.next_multiple_of(2);
+    let mut out = Vec::with_capacity(even * 2 * h);
+    for row in rgb.chunks_exact(w * 3) {
+        for x in (0..even).step_by(2) {
+            let px = |x: usize| {
+                let x = x.min(w - 1) * 3;
+                bt601_limited([row[x], row[x + 1], row[x + 2]].map(f64::from))
+            };
+            let (a, b) = (px(x), px(x + 1));
+            let q = |v: f64| v.round().clamp(0.0, 255.0) as u8;
+            out.extend([a[0], (a[1] + b[1]) / 2.0, b[0], (a[2] + b[2]) / 2.0].map(q));
+        }
+    }
+    out
+}
+
+#[test]
+fn output_matches_an_independent_float_reference_above_40_db() {
+    let mut decoder = Decoder::new();
+    for (sampling, name) in SAMPLINGS {
+        for (w, h) in [(160, 120), (33, 17)] {
+            let jpeg = encode_rgb(&gradient(w, h), w, h, sampling, 95);
+            let ours = decoder.decode(&jpeg).expect("decodes").data.clone();
+            let db = psnr(&ours, &reference_yuyv(&jpeg));
+            assert!(db > 40.0, "{name} {w}x{h}: PSNR {db:.1} dB");
+        }
+    }
+}
+
+fn valid_jpeg() -> Vec<u8> {
+    encode_rgb(&gradient(24, 16), 24, 16, SamplingFactor::F_2_2, 80)
+}
+
+fn assert_no_panic(result: Result<&YuyvFrame, DecodeError>) {
+    if let Err(err) = result {
+        assert!(
+            !matches!(err, DecodeError::DecoderPanicked),
+            "zune-jpeg panicked"
+        );
+    }
+}
+
+proptest! {
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        assert_no_panic(Decoder::new().decode(&bytes));
+        let mut with_jpeg_ends = vec![0xFF, 0xD8];
+        with_jpeg_ends.extend(&bytes);
+        with_jpeg_ends.extend([0xFF, 0xD9]);
+        assert_no_panic(Decoder::new().decode(&with_jpeg_ends));
+    }
+
+    #[test]
+    fn random_bytes_after_a_jpeg_header_never_panic(tail in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let mut bytes = valid_jpeg();
+        let keep = sof_size_offset(&bytes) + 16;
+        bytes.truncate(keep);
+        bytes.extend(tail);
+        // End with EOI so the bytes reach zune-jpeg instead of the truncation check.
+        bytes.extend([0xFF, 0xD9]);
+        assert_no_panic(Decoder::new().decode(&bytes));
+    }
+
+    #[test]
+    fn truncations_and_bit_flips_never_panic(
+        cut in any::<prop::sample::Index>(),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..8), 0..8),
+    ) {
+        let mut bytes = valid_jpeg();
+        for (at, bit) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] ^= 1 << bit;
+        }
+        bytes.truncate(cut.index(bytes.len() + 1));
+        assert_no_panic(Decoder::new().decode(&bytes));
+        bytes.extend([0xFF, 0xD9]);
+        assert_no_panic(Decoder::new().decode(&bytes));
+    }
+}

@@ -1,0 +1,227 @@
+//! Where frames go: one [`Sink`] trait for every output.
+//!
+//! A sink is opened once at startup from a [`SinkSpec`] (parsed from the command line,
+//! e.g. `y4m:-`), then gets every frame as an [`OutFrame`]: the original JPEG bytes and,
+//! when the sink asked for it with [`Sink::needs_yuyv`], the decoded YUYV picture. The
+//! pipeline skips decoding when no sink needs YUYV. A v4l2loopback sink fits the same
+//! shape: fixed geometry from its first frame (or from startup), YUYV, JPEG for pass-through.
+
+mod mjpeg;
+mod null;
+mod y4m;
+
+pub use mjpeg::MjpegSink;
+pub use null::NullSink;
+pub use y4m::Y4mSink;
+
+use crate::decode::YuyvFrame;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// What one frame offers a sink.
+#[derive(Debug, Clone, Copy)]
+pub struct OutFrame<'a> {
+    /// The frame exactly as the scope sent it.
+    pub jpeg: &'a [u8],
+    /// The decoded picture; `None` when no sink needs it (or decoding was skipped).
+    pub yuyv: Option<&'a YuyvFrame>,
+}
+
+/// One output of the bridge.
+pub trait Sink: Send {
+    /// Human-readable target for logs, e.g. "y4m to stdout", "mjpeg to /tmp/x.mjpeg".
+    fn describe(&self) -> String;
+    /// Whether this sink needs decoded YUYV (false = the pipeline may skip decoding).
+    fn needs_yuyv(&self) -> bool;
+    /// Write one frame. [`SinkError::GeometryChanged`] and [`SinkError::MissingYuyv`]
+    /// concern this frame only: the sink stays usable. [`SinkError::Closed`] means stop.
+    fn write(&mut self, frame: &OutFrame<'_>) -> Result<(), SinkError>;
+    fn flush(&mut self) -> Result<(), SinkError>;
+}
+
+/// Where a file-like sink writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputPath {
+    /// `-` on the command line.
+    Stdout,
+    File(PathBuf),
+}
+
+/// An output as given on the command line: `y4m:PATH`, `mjpeg:PATH` or `null`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkSpec {
+    Y4m(OutputPath),
+    Mjpeg(OutputPath),
+    Null,
+}
+
+/// Settings shared by all sinks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkOptions {
+    /// Frame rate written into the y4m header (the scope does not announce one). Default 30.
+    pub fps_hint: u32,
+}
+
+impl Default for SinkOptions {
+    fn default() -> Self {
+        Self { fps_hint: 30 }
+    }
+}
+
+/// An output string that is not one of the accepted forms.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SinkSpecError {
+    #[error("unknown output '{0}': expected y4m:PATH, mjpeg:PATH or null ('-' is stdout)")]
+    Unknown(String),
+    #[error("output '{0}' has no path: give a file name, or '-' for stdout (e.g. '{0}-')")]
+    MissingPath(String),
+    #[error("v4l2 output is not available in this build yet: use y4m:- and pipe it, for now")]
+    V4l2NotAvailable,
+}
+
+/// Why a sink could not take a frame.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("cannot create output file {}: {source}", path.display())]
+    Create { path: PathBuf, source: io::Error },
+    #[error("cannot write to {target}: {source}")]
+    Io { target: String, source: io::Error },
+    /// The reader went away (EPIPE, e.g. `ffplay` was closed): stop cleanly.
+    #[error("{target}: the reader closed the stream")]
+    Closed { target: String },
+    /// A stream's geometry is fixed by its first frame; this frame was skipped.
+    #[error(
+        "{target}: frame is {width}x{height} but the stream was started at \
+         {stream_width}x{stream_height} and cannot change size; frame skipped"
+    )]
+    GeometryChanged {
+        target: String,
+        width: u32,
+        height: u32,
+        stream_width: u32,
+        stream_height: u32,
+    },
+    /// The pipeline did not decode a frame for a sink that needs YUYV (a pipeline bug).
+    #[error("{target} needs decoded YUYV but the frame came without it; frame skipped")]
+    MissingYuyv { target: String },
+    /// A YUYV frame whose buffer does not match its stated size (a decoder bug).
+    #[error("{target}: YUYV frame of {width}x{height} has {len} bytes instead of {expected}")]
+    BadFrame {
+        target: String,
+        width: u32,
+        height: u32,
+        len: usize,
+        expected: usize,
+    },
+}
+
+impl SinkError {
+    /// Maps a write error, telling a vanished reader (EPIPE) apart from real failures.
+    pub(crate) fn from_write(target: &str, source: io::Error) -> Self {
+        if source.kind() == io::ErrorKind::BrokenPipe {
+            SinkError::Closed {
+                target: target.to_owned(),
+            }
+        } else {
+            SinkError::Io {
+                target: target.to_owned(),
+                source,
+            }
+        }
+    }
+}
+
+fn parse_path(kind: &str, rest: &str) -> Result<OutputPath, SinkSpecError> {
+    match rest {
+        "" => Err(SinkSpecError::MissingPath(format!("{kind}:"))),
+        "-" => Ok(OutputPath::Stdout),
+        path => Ok(OutputPath::File(PathBuf::from(path))),
+    }
+}
+
+impl FromStr for SinkSpec {
+    type Err = SinkSpecError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "null" {
+            return Ok(SinkSpec::Null);
+        }
+        if s == "v4l2" || s.starts_with("v4l2:") {
+            return Err(SinkSpecError::V4l2NotAvailable);
+        }
+        match s.split_once(':') {
+            Some(("y4m", rest)) => parse_path("y4m", rest).map(SinkSpec::Y4m),
+            Some(("mjpeg", rest)) => parse_path("mjpeg", rest).map(SinkSpec::Mjpeg),
+            _ => Err(SinkSpecError::Unknown(s.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for OutputPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OutputPath::Stdout => f.write_str("-"),
+            OutputPath::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+impl fmt::Display for SinkSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SinkSpec::Y4m(path) => write!(f, "y4m:{path}"),
+            SinkSpec::Mjpeg(path) => write!(f, "mjpeg:{path}"),
+            SinkSpec::Null => f.write_str("null"),
+        }
+    }
+}
+
+impl OutputPath {
+    /// "stdout" or the file name, for [`Sink::describe`] and errors.
+    fn describe(&self) -> String {
+        match self {
+            OutputPath::Stdout => "stdout".to_owned(),
+            OutputPath::File(path) => path.display().to_string(),
+        }
+    }
+
+    /// Opens the target, buffered. Stdout is not locked for the sink's lifetime because
+    /// a lock guard is not `Send`; the sinks write a whole frame and flush, so frames
+    /// still reach the pipe in one piece, promptly (`| ffplay -` stays live).
+    fn open(&self) -> Result<Box<dyn Write + Send>, SinkError> {
+        match self {
+            OutputPath::Stdout => Ok(Box::new(BufWriter::new(io::stdout()))),
+            OutputPath::File(path) => Ok(Box::new(BufWriter::new(create_file(path)?))),
+        }
+    }
+}
+
+fn create_file(path: &Path) -> Result<File, SinkError> {
+    File::create(path).map_err(|source| SinkError::Create {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Opens the output a spec names; files are created or truncated now, so a bad path fails
+/// at startup rather than on the first frame.
+pub fn open(spec: &SinkSpec, options: &SinkOptions) -> Result<Box<dyn Sink>, SinkError> {
+    Ok(match spec {
+        SinkSpec::Y4m(path) => Box::new(Y4mSink::new(
+            path.open()?,
+            format!("y4m to {}", path.describe()),
+            options,
+        )),
+        SinkSpec::Mjpeg(path) => Box::new(MjpegSink::new(
+            path.open()?,
+            format!("mjpeg to {}", path.describe()),
+        )),
+        SinkSpec::Null => Box::new(NullSink),
+    })
+}
+
+#[cfg(test)]
+mod tests;
