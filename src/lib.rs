@@ -6,4 +6,5 @@
 //! `button` (press tracking) -> `snapshot` (saved JPEGs).
 //! `protocol`, `frames` and `button` are sans-IO state machines.
 
+pub mod button;
 pub mod protocol;
