@@ -7,4 +7,5 @@
 //! `protocol`, `frames` and `button` are sans-IO state machines.
 
 pub mod button;
+pub mod frames;
 pub mod protocol;
