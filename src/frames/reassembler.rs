@@ -314,17 +314,28 @@ impl FrameInProgress {
     /// Complete once the last index is known, every index up to it is here
     /// (indices are distinct and none exceeds the last, so counting them is
     /// enough) and the bytes add up.
+    ///
+    /// Also complete without a "last" flag when indices `0..=highest` are
+    /// all here and carry exactly the announced size: nothing more can
+    /// belong to the frame then, and PROTOCOL.md says it is unknown how
+    /// firmware flags a one-fragment frame.
     fn progress(&self) -> Result<Progress, DropReason> {
-        let Some(last) = self.last_index else {
-            return Ok(Progress::Waiting);
+        let all_bytes = self.data.len() == self.announced;
+        let complete = match self.last_index {
+            Some(last) if self.fragments_received == usize::from(last) + 1 => {
+                if !all_bytes {
+                    return Err(DropReason::SizeMismatch);
+                }
+                true
+            }
+            Some(_) => false,
+            None => all_bytes && self.fragments_received == usize::from(self.highest_index) + 1,
         };
-        if self.fragments_received != usize::from(last) + 1 {
-            return Ok(Progress::Waiting);
-        }
-        if self.data.len() != self.announced {
-            return Err(DropReason::SizeMismatch);
-        }
-        Ok(Progress::Complete)
+        Ok(if complete {
+            Progress::Complete
+        } else {
+            Progress::Waiting
+        })
     }
 
     /// The frame's bytes in index order. If the fragments arrived in order
@@ -476,6 +487,20 @@ impl Reassembler {
             jpeg.clear();
             self.spare_buffers.push(jpeg);
         }
+    }
+
+    /// Forgets the stream's history after the caller knows the scope
+    /// restarted (e.g. the link went down and came back): frames in flight
+    /// are dropped as `Incomplete`, and recently delivered or dropped frame
+    /// ids are no longer held against new fragments. Counters and buffers
+    /// are kept.
+    pub fn reset_stream(&mut self) {
+        while !self.in_flight.is_empty() {
+            self.remove_in_flight(0);
+            self.drops.add(DropReason::Incomplete);
+        }
+        self.closed_at.fill(None);
+        self.last_delivered = None;
     }
 
     pub fn drops(&self) -> &DropCounts {

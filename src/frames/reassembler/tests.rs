@@ -84,6 +84,49 @@ fn single_fragment_frame_flagged_last_index_zero_completes() {
 }
 
 #[test]
+fn frame_without_last_flag_completes_when_contiguous_and_byte_exact() {
+    let mut r = reassembler();
+    let now = Instant::now();
+    let jpeg = fake_jpeg(30, 12);
+    let size = jpeg.len() as u32;
+    // One fragment flagged "first" carrying the whole frame.
+    let frames = push_all(
+        &mut r,
+        &[datagram(FragmentKind::First, 1, size, 0, &jpeg)],
+        now,
+    );
+    assert_eq!(frames[0].jpeg, jpeg);
+    // Two fragments, neither flagged "last", arriving in reverse.
+    let two = [
+        datagram(FragmentKind::Middle, 2, size, 1, &jpeg[10..]),
+        datagram(FragmentKind::First, 2, size, 0, &jpeg[..10]),
+    ];
+    assert_eq!(push_all(&mut r, &two, now)[0].jpeg, jpeg);
+    // Full size but a gap at index 1: keep waiting.
+    let gap = [
+        datagram(FragmentKind::First, 3, size, 0, &jpeg[..10]),
+        datagram(FragmentKind::Middle, 3, size, 2, &jpeg[10..]),
+    ];
+    assert!(push_all(&mut r, &gap, now).is_empty());
+    assert_eq!(r.in_flight(), 1);
+}
+
+#[test]
+fn reset_stream_forgets_history_but_keeps_counters() {
+    let mut r = reassembler();
+    let now = Instant::now();
+    let frags = fragment_frame(&fake_jpeg(300, 1), 40, 100);
+    assert_eq!(push_all(&mut r, &frags, now).len(), 1);
+    push(&mut r, &fragment_frame(&fake_jpeg(300, 2), 41, 100)[0], now);
+    r.reset_stream();
+    assert_eq!(r.in_flight(), 0);
+    assert_eq!(r.drops().get(DropReason::Incomplete), 1);
+    // A restarted scope reusing ids right away is accepted.
+    assert_eq!(push_all(&mut r, &frags, now).len(), 1);
+    assert_eq!(r.frames_completed(), 2);
+}
+
+#[test]
 fn reordered_fragments_are_assembled_in_index_order() {
     let mut r = reassembler();
     let jpeg = fake_jpeg(1000, 3);
