@@ -1,6 +1,20 @@
 //! scopecam: a cheap USB borescope as a normal Linux camera.
+//!
+//! The data path, one module per step:
+//! [`link`] (UDP to the scope) -> [`frames`] (fragment reassembly) ->
+//! [`decode`] (JPEG to limited-range YUYV) -> [`sinks`] (y4m, mjpeg, null);
+//! [`link::button`] -> [`button`] (press tracking) -> [`snapshot`] (saved JPEGs).
+//! [`protocol`], [`frames`] and [`button`] are sans-IO state machines;
+//! [`bridge`] wires them together, [`simulator`] is a fake scope for tests
+//! and demos, [`cli`] and [`config`] are the user-facing edges.
 
+pub mod bridge;
+pub mod button;
+pub mod cli;
+pub mod config;
 pub mod decode;
+pub mod frames;
+pub mod link;
 pub mod mjpeg_stream;
 pub mod protocol;
 pub mod simulator;

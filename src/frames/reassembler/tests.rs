@@ -1,0 +1,825 @@
+use super::*;
+use crate::protocol::FragmentHeader;
+use crate::protocol::video::fragment_frame;
+use proptest::prelude::*;
+use std::collections::HashMap;
+
+const MS: Duration = Duration::from_millis(1);
+
+/// FF D8, `body_len` pseudo-random bytes derived from `seed`, FF D9.
+fn fake_jpeg(body_len: usize, seed: u8) -> Vec<u8> {
+    let mut jpeg = vec![0xFF, 0xD8];
+    jpeg.extend((0..body_len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)));
+    jpeg.extend_from_slice(&[0xFF, 0xD9]);
+    jpeg
+}
+
+/// A hand-made datagram, for headers `fragment_frame` would never produce.
+fn datagram(
+    kind: FragmentKind,
+    frame_id: u8,
+    frame_size: u32,
+    index: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    Fragment {
+        header: FragmentHeader {
+            kind,
+            format: FORMAT_MJPEG,
+            frame_id,
+            frame_size,
+            index,
+            payload_len: payload.len() as u16,
+        },
+        payload,
+    }
+    .to_bytes()
+}
+
+fn push(r: &mut Reassembler, datagram: &[u8], now: Instant) -> Option<CompleteFrame> {
+    let fragment = Fragment::parse(datagram).expect("test datagrams are well-formed");
+    r.push(&fragment, now)
+}
+
+fn push_all<'a>(
+    r: &mut Reassembler,
+    datagrams: impl IntoIterator<Item = &'a Vec<u8>>,
+    now: Instant,
+) -> Vec<CompleteFrame> {
+    datagrams
+        .into_iter()
+        .filter_map(|d| push(r, d, now))
+        .collect()
+}
+
+fn reassembler() -> Reassembler {
+    Reassembler::new(ReassemblyLimits::default())
+}
+
+/// Capacity of every buffer the reassembler holds, in flight or spare.
+fn held_capacity(r: &Reassembler) -> usize {
+    r.in_flight.iter().map(|f| f.data.capacity()).sum::<usize>()
+        + r.spare_buffers.iter().map(Vec::capacity).sum::<usize>()
+}
+
+#[test]
+fn in_order_frame_is_delivered_once() {
+    let mut r = reassembler();
+    let now = Instant::now();
+    let jpeg = fake_jpeg(5000, 1);
+    let frames = push_all(&mut r, &fragment_frame(&jpeg, 7, 1460), now);
+    assert_eq!(frames, vec![CompleteFrame { frame_id: 7, jpeg }]);
+    assert_eq!(r.frames_completed(), 1);
+    assert_eq!(r.in_flight(), 0);
+    assert_eq!(r.drops().total(), 0);
+}
+
+#[test]
+fn single_fragment_frame_flagged_last_index_zero_completes() {
+    let mut r = reassembler();
+    let jpeg = fake_jpeg(10, 2);
+    let frags = fragment_frame(&jpeg, 0, 1460);
+    assert_eq!(frags.len(), 1);
+    assert_eq!(push_all(&mut r, &frags, Instant::now())[0].jpeg, jpeg);
+}
+
+#[test]
+fn frame_without_last_flag_completes_when_contiguous_and_byte_exact() {
+    let mut r = reassembler();
+    let now = Instant::now();
+    let jpeg = fake_jpeg(30, 12);
+    let size = jpeg.len() as u32;
+    // One fragment flagged "first" carrying the whole frame.
+    let frames = push_all(
+        &mut r,
+        &[datagram(FragmentKind::First, 1, size, 0, &jpeg)],
+        now,
+    );
+    assert_eq!(frames[0].jpeg, jpeg);
+    // Two fragments, neither flagged "last", arriving in reverse.
+    let two = [
+        datagram(FragmentKind::Middle, 2, size, 1, &jpeg[10..]),
+        datagram(FragmentKind::First, 2, size, 0, &jpeg[..10]),
+    ];
+    assert_eq!(push_all(&mut r, &two, now)[0].jpeg, jpeg);
+    // Full size but a gap at index 1: keep waiting.
+    let gap = [
+        datagram(FragmentKind::First, 3, size, 0, &jpeg[..10]),
+        datagram(FragmentKind::Middle, 3, size, 2, &jpeg[10..]),
+    ];
+    assert!(push_all(&mut r, &gap, now).is_empty());
+    assert_eq!(r.in_flight(), 1);
+}
+
+#[test]
+fn reset_stream_forgets_history_but_keeps_counters() {
+    let mut r = reassembler();
+    let now = Instant::now();
+    let frags = fragment_frame(&fake_jpeg(300, 1), 40, 100);
+    assert_eq!(push_all(&mut r, &frags, now).len(), 1);
+    push(&mut r, &fragment_frame(&fake_jpeg(300, 2), 41, 100)[0], now);
+    r.reset_stream();
+    assert_eq!(r.in_flight(), 0);
+    assert_eq!(r.drops().get(DropReason::Incomplete), 1);
+    // A restarted scope reusing ids right away is accepted.
+    assert_eq!(push_all(&mut r, &frags, now).len(), 1);
+    assert_eq!(r.frames_completed(), 2);
+}
+
+#[test]
+fn reordered_fragments_are_assembled_in_index_order() {
+    let mut r = reassembler();
+    let jpeg = fake_jpeg(1000, 3);
+    let mut frags = fragment_frame(&jpeg, 9, 100);
+    frags.reverse();
+    frags.swap(2, 5);
+    let frames = push_all(&mut r, &frags, Instant::now());
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].jpeg, jpeg);
+}
+
+#[test]
+fn duplicates_are_ignored_before_and_after_completion() {
+    let mut r = reassembler();
+    let now = Instant::now();
+    let jpeg = fake_jpeg(300, 4);
+    let frags = fragment_frame(&jpeg, 1, 100);
+    let doubled: Vec<Vec<u8>> = frags.iter().flat_map(|f| [f.clone(), f.clone()]).collect();
+    let frames = push_all(&mut r, &doubled, now);
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].jpeg, jpeg);
+    // Late repeats of the whole frame neither redeliver nor open a frame.
+    assert!(push_all(&mut r, &frags, now + 10 * MS).is_empty());
+    assert_eq!(r.in_flight(), 0);
+    assert_eq!(r.drops().total(), 0);
+}
+
+#[test]
+fn late_last_fragment_completes_frame_after_next_one_started() {
+    let mut r = reassembler();
+    let now = Instant::now();
+    let a = fake_jpeg(500, 5);
+    let b = fake_jpeg(500, 6);
+    let fa = fragment_frame(&a, 10, 200);
+    let fb = fragment_frame(&b, 11, 200);
+    assert!(push(&mut r, &fa[0], now).is_none());
+    assert!(push(&mut r, &fa[1], now).is_none());
+    assert!(push(&mut r, &fb[0], now).is_none());
+    assert_eq!(r.in_flight(), 2);
+    assert_eq!(push(&mut r, &fa[2], now).map(|f| f.jpeg), Some(a));
+    assert_eq!(push_all(&mut r, &fb[1..], now)[0].jpeg, b);
+    assert_eq!(r.drops().total(), 0);
+}
+
+#[test]
+fn interleaved_frames_both_complete() {
+    let mut r = reassembler();
+    let now = Instant::now();
+    let a = fake_jpeg(700, 7);
+    let b = fake_jpeg(900, 8);
+    let fa = fragment_frame(&a, 20, 100);
+    let fb = fragment_frame(&b, 21, 100);
+    let mut mixed = Vec::new();
+    for (i, b_fragment) in fb.iter().enumerate() {
+        if let Some(a_fragment) = fa.get(i) {
+            mixed.push(a_fragment.clone());
+        }
+        mixed.push(b_fragment.clone());
+    }
+    let frames = push_all(&mut r, &mixed, now);
+    let ids: Vec<u8> = frames.iter().map(|f| f.frame_id).collect();
+    assert_eq!(ids, vec![20, 21]);
+    assert_eq!(frames[0].jpeg, a);
+    assert_eq!(frames[1].jpeg, b);
+}
+
+#[test]
+fn frame_missing_a_fragment_expires_as_incomplete() {
+    let mut r = reassembler();
+    let start = Instant::now();
+    let frags = fragment_frame(&fake_jpeg(500, 9), 3, 100);
+    let without_one: Vec<Vec<u8>> = frags
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, f)| f.clone())
+        .collect();
+    assert!(push_all(&mut r, &without_one, start).is_empty());
+    r.expire(start + 999 * MS);
+    assert_eq!(r.in_flight(), 1);
+    r.expire(start + 1000 * MS);
+    assert_eq!(r.in_flight(), 0);
+    assert_eq!(r.drops().get(DropReason::Incomplete), 1);
+    // The missing fragment turning up late is ignored, not a new frame.
+    assert!(push(&mut r, &frags[2], start + 1001 * MS).is_none());
+    assert_eq!(r.in_flight(), 0);
+    assert_eq!(r.drops().total(), 1);
+}
+
+#[test]
+fn bytes_short_of_announced_size_is_size_mismatch() {
+    let mut r = reassembler();
+    let now = Instant::now();
+    let jpeg = fake_jpeg(20, 10);
+    let size = jpeg.len() as u32 + 5;
+    assert!(
+        push(
+            &mut r,
+            &datagram(FragmentKind::First, 1, size, 0, &jpeg[..10]),
+            now
+        )
+        .is_none()
+    );
+    assert!(
+        push(
+            &mut r,
+            &datagram(FragmentKind::Last, 1, size, 1, &jpeg[10..]),
+            now
+        )
+        .is_none()
+    );
+    assert_eq!(r.drops().get(DropReason::SizeMismatch), 1);
+    assert_eq!(r.in_flight(), 0);
+}
+
+#[test]
+fn bytes_beyond_announced_size_is_size_mismatch() {
+    let mut r = reassembler();
+    let now = Instant::now();
+    let jpeg = fake_jpeg(20, 11);
+    let size = jpeg.len() as u32 - 3;
+    assert!(
+        push(
+            &mut r,
+            &datagram(FragmentKind::First, 1, size, 0, &jpeg[..10]),
+            now
+        )
+        .is_none()
+    );
+    assert!(
+        push(
+            &mut r,
+            &datagram(FragmentKind::Last, 1, size, 1, &jpeg[10..]),
+            now
+        )
+        .is_none()
+    );
+    assert_eq!(r.drops().get(DropReason::SizeMismatch), 1);
+    // A single fragment bigger than the whole announced frame.
+    assert!(push(&mut r, &datagram(FragmentKind::Last, 2, 4, 0, &jpeg), now).is_none());
+    assert_eq!(r.drops().get(DropReason::SizeMismatch), 2);
+    assert_eq!(r.in_flight(), 0);
+}
+
+#[test]
+fn fragments_disagreeing_on_size_are_inconsistent() {
+    let mut r = reassembler();
+    let now = Instant::now();
+    push(
+        &mut r,
+        &datagram(FragmentKind::First, 1, 100, 0, &[0xFF, 0xD8]),
+        now,
+    );
+    push(
+        &mut r,
+        &datagram(FragmentKind::Middle, 1, 101, 1, &[0; 10]),
+        now,
+    );
+    assert_eq!(r.drops().get(DropReason::InconsistentHeader), 1);
+    assert_eq!(r.in_flight(), 0);
+}
+
+#[test]
+fn two_different_last_indices_are_inconsistent() {
+    let mut r = reassembler();
+    let now = Instant::now();
+    push(
+        &mut r,
+        &datagram(FragmentKind::Last, 1, 100, 3, &[1; 10]),
+        now,
+    );
+    push(
+        &mut r,
+        &datagram(FragmentKind::Last, 1, 100, 4, &[1; 10]),
+        now,
+    );
+    assert_eq!(r.drops().get(DropReason::InconsistentHeader), 1);
+}
+
+#[test]
+fn index_beyond_last_is_inconsistent_whichever_arrives_first() {
+    let mut r = reassembler();
+    let now = Instant::now();
+    push(
+        &mut r,
+        &datagram(FragmentKind::Last, 1, 100, 2, &[1; 10]),
+        now,
+    );
+    push(
+        &mut r,
+        &datagram(FragmentKind::Middle, 1, 100, 3, &[1; 10]),
+        now,
+    );
+    push(
+        &mut r,
+        &datagram(FragmentKind::Middle, 2, 100, 5, &[1; 10]),
+        now,
+    );
+    push(
+        &mut r,
+        &datagram(FragmentKind::Last, 2, 100, 4, &[1; 10]),
+        now,
+    );
+    assert_eq!(r.drops().get(DropReason::InconsistentHeader), 2);
+    assert_eq!(r.in_flight(), 0);
+}
+
+#[test]
+fn index_at_max_fragments_is_inconsistent() {
+    let mut r = Reassembler::new(ReassemblyLimits {
+        max_fragments: 8,
+        ..ReassemblyLimits::default()
+    });
+    let now = Instant::now();
+    push(
+        &mut r,
+        &datagram(FragmentKind::Middle, 1, 100, 8, &[1; 10]),
+        now,
+    );
+    assert_eq!(r.drops().get(DropReason::InconsistentHeader), 1);
+    assert_eq!(r.in_flight(), 0);
+    // Also when the frame is already in flight.
+    push(
+        &mut r,
+        &datagram(FragmentKind::First, 2, 100, 0, &[1; 10]),
+        now,
+    );
+    push(
+        &mut r,
+        &datagram(FragmentKind::Middle, 2, 100, 9, &[1; 10]),
+        now,
+    );
+    assert_eq!(r.drops().get(DropReason::InconsistentHeader), 2);
+    assert_eq!(r.in_flight(), 0);
+}
+
+#[test]
+fn hostile_size_announcement_allocates_nothing() {
+    let mut r = reassembler();
+    let now = Instant::now();
+    for (id, size) in [(1, u32::MAX), (2, 0), (3, (4 << 20) + 1)] {
+        push(
+            &mut r,
+            &datagram(FragmentKind::First, id, size, 0, &[0xFF, 0xD8, 1, 2]),
+            now,
+        );
+        // Further fragments of the same frame are not counted again.
+        push(
+            &mut r,
+            &datagram(FragmentKind::Middle, id, size, 1, &[3, 4]),
+            now,
+        );
+    }
+    assert_eq!(r.drops().get(DropReason::Oversized), 3);
+    assert_eq!(r.drops().total(), 3);
+    assert_eq!(r.in_flight(), 0);
+    assert_eq!(held_capacity(&r), 0);
+}
+
+#[test]
+fn large_announcement_allocates_only_what_arrives() {
+    let mut r = reassembler();
+    let now = Instant::now();
+    let max = ReassemblyLimits::default().max_frame_bytes as u32;
+    push(
+        &mut r,
+        &datagram(FragmentKind::First, 1, max, 0, &[7; 1000]),
+        now,
+    );
+    push(
+        &mut r,
+        &datagram(FragmentKind::Middle, 1, max, 1, &[7; 1000]),
+        now,
+    );
+    assert_eq!(r.in_flight(), 1);
+    assert_eq!(r.buffered_bytes(), 2000);
+    assert!(held_capacity(&r) <= 4000, "held {}", held_capacity(&r));
+}
+
+#[test]
+fn oldest_frame_is_superseded_when_too_many_are_in_flight() {
+    let mut r = reassembler();
+    let now = Instant::now();
+    let frags: Vec<Vec<Vec<u8>>> = (0..4u8)
+        .map(|id| fragment_frame(&fake_jpeg(300, id), 50 + id, 100))
+        .collect();
+    for f in &frags {
+        push(&mut r, &f[0], now);
+    }
+    assert_eq!(r.in_flight(), 3);
+    assert_eq!(r.drops().get(DropReason::Superseded), 1);
+    // The evicted frame's stragglers neither reopen it nor evict another.
+    assert!(push_all(&mut r, &frags[0][1..], now).is_empty());
+    assert_eq!(r.in_flight(), 3);
+    assert_eq!(r.drops().get(DropReason::Superseded), 1);
+    // The three newer frames still complete.
+    for f in &frags[1..] {
+        assert_eq!(push_all(&mut r, &f[1..], now).len(), 1);
+    }
+}
+
+#[test]
+fn straggler_older_than_everything_in_flight_does_not_evict() {
+    let mut r = reassembler();
+    let now = Instant::now();
+    for id in [100u8, 101, 102] {
+        push(
+            &mut r,
+            &fragment_frame(&fake_jpeg(300, id), id, 100)[0],
+            now,
+        );
+    }
+    push(
+        &mut r,
+        &fragment_frame(&fake_jpeg(300, 95), 95, 100)[0],
+        now,
+    );
+    assert_eq!(r.drops().get(DropReason::Superseded), 1);
+    let ids: Vec<u8> = r.in_flight.iter().map(|f| f.frame_id).collect();
+    assert!(ids.contains(&100) && ids.contains(&101) && ids.contains(&102));
+}
+
+#[test]
+fn delivery_supersedes_older_frames_in_flight() {
+    let mut r = reassembler();
+    let now = Instant::now();
+    let old = fragment_frame(&fake_jpeg(300, 1), 30, 100);
+    let new = fragment_frame(&fake_jpeg(300, 2), 31, 100);
+    push(&mut r, &old[0], now);
+    assert_eq!(push_all(&mut r, &new, now).len(), 1);
+    assert_eq!(r.in_flight(), 0);
+    assert_eq!(r.drops().get(DropReason::Superseded), 1);
+    assert!(push_all(&mut r, &old[1..], now).is_empty());
+    assert_eq!(r.in_flight(), 0);
+    assert_eq!(r.drops().total(), 1);
+}
+
+#[test]
+fn frame_without_start_or_end_marker_is_not_jpeg() {
+    let mut r = reassembler();
+    let now = Instant::now();
+    let mut no_start = fake_jpeg(50, 1);
+    no_start[1] = 0xD7;
+    let mut no_end = fake_jpeg(50, 2);
+    let last = no_end.len() - 1;
+    no_end[last] = 0xDA;
+    assert!(push_all(&mut r, &fragment_frame(&no_start, 1, 20), now).is_empty());
+    assert!(push_all(&mut r, &fragment_frame(&no_end, 2, 20), now).is_empty());
+    assert!(push_all(&mut r, &fragment_frame(&[0xFF, 0xD8, 0xD9], 3, 20), now).is_empty());
+    assert_eq!(r.drops().get(DropReason::NotJpeg), 3);
+    assert_eq!(r.frames_completed(), 0);
+}
+
+#[test]
+fn short_zero_padding_after_end_marker_is_trimmed() {
+    let mut r = reassembler();
+    let now = Instant::now();
+    let jpeg = fake_jpeg(50, 3);
+    let mut padded = jpeg.clone();
+    padded.extend_from_slice(&[0; MAX_TRAILING_PADDING]);
+    assert_eq!(
+        push_all(&mut r, &fragment_frame(&padded, 1, 20), now)[0].jpeg,
+        jpeg
+    );
+    padded.push(0);
+    assert!(push_all(&mut r, &fragment_frame(&padded, 2, 20), now).is_empty());
+    assert_eq!(r.drops().get(DropReason::NotJpeg), 1);
+}
+
+#[test]
+fn other_formats_are_counted_once_per_frame_and_skipped() {
+    let mut r = reassembler();
+    let now = Instant::now();
+    for mut d in fragment_frame(&fake_jpeg(300, 1), 1, 100) {
+        d[2] = 4;
+        assert!(push(&mut r, &d, now).is_none());
+    }
+    assert_eq!(r.drops().get(DropReason::UnsupportedFormat), 1);
+    assert_eq!(r.drops().total(), 1);
+    assert_eq!(r.in_flight(), 0);
+}
+
+#[test]
+fn frame_ids_wrap_at_255() {
+    let mut r = reassembler();
+    let now = Instant::now();
+    let ids = [253u8, 254, 255, 0, 1, 2];
+    let jpegs: Vec<Vec<u8>> = ids.iter().map(|&id| fake_jpeg(300, id)).collect();
+    let mut delivered = Vec::new();
+    // Each frame's last fragment arrives after the next frame started.
+    let frags: Vec<Vec<Vec<u8>>> = ids
+        .iter()
+        .zip(&jpegs)
+        .map(|(&id, j)| fragment_frame(j, id, 100))
+        .collect();
+    for (i, f) in frags.iter().enumerate() {
+        delivered.extend(push_all(&mut r, &f[..f.len() - 1], now));
+        if i > 0 {
+            let prev = &frags[i - 1];
+            delivered.extend(push(&mut r, &prev[prev.len() - 1], now));
+        }
+    }
+    let last = &frags[frags.len() - 1];
+    delivered.extend(push(&mut r, &last[last.len() - 1], now));
+    let got: Vec<u8> = delivered.iter().map(|f| f.frame_id).collect();
+    assert_eq!(got, ids);
+    assert_eq!(r.drops().total(), 0);
+}
+
+#[test]
+fn restarted_scope_reusing_low_ids_is_accepted_after_timeout() {
+    let mut r = reassembler();
+    let start = Instant::now();
+    for (i, id) in (100u8..110).enumerate() {
+        let at = start + (i as u32) * 50 * MS;
+        assert_eq!(
+            push_all(&mut r, &fragment_frame(&fake_jpeg(100, id), id, 40), at).len(),
+            1
+        );
+    }
+    let last_delivery = start + 9 * 50 * MS;
+    // The scope restarts and counts from 0: right away that looks like a
+    // stale frame...
+    let soon = last_delivery + 100 * MS;
+    assert!(push_all(&mut r, &fragment_frame(&fake_jpeg(100, 0), 0, 40), soon).is_empty());
+    assert_eq!(r.drops().get(DropReason::Superseded), 1);
+    // ...but once the last delivery is a frame_timeout old, it is accepted.
+    let later = last_delivery + 1000 * MS;
+    let frames = push_all(&mut r, &fragment_frame(&fake_jpeg(100, 1), 1, 40), later);
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].frame_id, 1);
+    let frames = push_all(
+        &mut r,
+        &fragment_frame(&fake_jpeg(100, 2), 2, 40),
+        later + 50 * MS,
+    );
+    assert_eq!(frames.len(), 1);
+}
+
+#[test]
+fn recycled_buffer_is_reused_for_the_next_frame() {
+    let mut r = reassembler();
+    let now = Instant::now();
+    let frame = push_all(&mut r, &fragment_frame(&fake_jpeg(5000, 1), 1, 1000), now).remove(0);
+    let pointer = frame.jpeg.as_ptr();
+    r.recycle(frame.jpeg);
+    let next = push_all(&mut r, &fragment_frame(&fake_jpeg(4000, 2), 2, 1000), now).remove(0);
+    assert_eq!(next.jpeg.as_ptr(), pointer);
+}
+
+#[test]
+fn drop_counts_report_per_reason() {
+    let mut counts = DropCounts::default();
+    assert_eq!(counts.to_string(), "none");
+    counts.add(DropReason::Superseded);
+    counts.add(DropReason::Incomplete);
+    counts.add(DropReason::Incomplete);
+    counts.add(DropReason::Incomplete);
+    assert_eq!(counts.to_string(), "incomplete=3 superseded=1");
+    assert_eq!(counts.total(), 4);
+    assert_eq!(counts.get(DropReason::NotJpeg), 0);
+    let listed: Vec<_> = counts.iter().collect();
+    assert_eq!(
+        listed,
+        vec![(DropReason::Incomplete, 3), (DropReason::Superseded, 1)]
+    );
+    let labels: std::collections::HashSet<_> = DropReason::ALL.iter().map(|r| r.label()).collect();
+    assert_eq!(labels.len(), DropReason::ALL.len());
+    for (i, reason) in DropReason::ALL.iter().enumerate() {
+        assert_eq!(reason.slot(), i);
+    }
+}
+
+/// A frame, a fragment size, an arrival order and some duplicates.
+fn shuffled_frame() -> impl Strategy<Value = (Vec<u8>, Vec<Vec<u8>>)> {
+    (
+        proptest::collection::vec(any::<u8>(), 0..3000),
+        1usize..400,
+        any::<u8>(),
+    )
+        .prop_flat_map(|(body, max_payload, id)| {
+            let mut jpeg = vec![0xFF, 0xD8];
+            jpeg.extend(body);
+            jpeg.extend([0xFF, 0xD9]);
+            let frags = fragment_frame(&jpeg, id, max_payload);
+            let n = frags.len();
+            let order = Just((0..n).collect::<Vec<_>>()).prop_shuffle();
+            let dups = proptest::collection::vec((0..n, 0..=n), 0..10);
+            (Just(jpeg), Just(frags), order, dups)
+        })
+        .prop_map(|(jpeg, frags, order, dups)| {
+            let mut arrival: Vec<Vec<u8>> = order.iter().map(|&i| frags[i].clone()).collect();
+            for (which, at) in dups {
+                arrival.insert(at.min(arrival.len()), frags[which].clone());
+            }
+            (jpeg, arrival)
+        })
+}
+
+#[derive(Debug, Clone)]
+struct HostileFragment {
+    kind: FragmentKind,
+    format: u8,
+    frame_id: u8,
+    frame_size: u32,
+    index: u16,
+    payload: Vec<u8>,
+    advance_ms: u64,
+}
+
+fn hostile_fragment() -> impl Strategy<Value = HostileFragment> {
+    let kind = prop_oneof![
+        Just(FragmentKind::First),
+        Just(FragmentKind::Middle),
+        Just(FragmentKind::Last)
+    ];
+    let format = prop_oneof![8 => Just(FORMAT_MJPEG), 1 => any::<u8>()];
+    let frame_id = prop_oneof![4 => 0u8..6, 1 => any::<u8>()];
+    let frame_size =
+        prop_oneof![4 => 1u32..40, 1 => Just(0u32), 1 => Just(u32::MAX), 1 => any::<u32>()];
+    let index = prop_oneof![4 => 0u16..5, 1 => any::<u16>()];
+    let payload = prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..20),
+        proptest::collection::vec(any::<u8>(), 0..10).prop_map(|mut v| {
+            v.splice(0..0, [0xFF, 0xD8]);
+            v
+        }),
+        proptest::collection::vec(any::<u8>(), 0..10).prop_map(|mut v| {
+            v.extend([0xFF, 0xD9]);
+            v
+        }),
+    ];
+    let advance_ms = prop_oneof![4 => 0u64..50, 1 => 0u64..3000];
+    (
+        kind, format, frame_id, frame_size, index, payload, advance_ms,
+    )
+        .prop_map(
+            |(kind, format, frame_id, frame_size, index, payload, advance_ms)| HostileFragment {
+                kind,
+                format,
+                frame_id,
+                frame_size,
+                index,
+                payload,
+                advance_ms,
+            },
+        )
+}
+
+/// One fragment of a genuine small frame, so hostile sequences also contain
+/// frames that can complete (and then be mixed up, if the code were wrong).
+fn genuine_fragment() -> impl Strategy<Value = HostileFragment> {
+    (
+        0u8..6,
+        0usize..24,
+        0u8..3,
+        any::<proptest::sample::Index>(),
+        0u64..30,
+    )
+        .prop_map(|(frame_id, body_len, seed, pick, advance_ms)| {
+            let datagrams = fragment_frame(&fake_jpeg(body_len, seed), frame_id, 8);
+            let datagram = pick.get(&datagrams);
+            let fragment = Fragment::parse(datagram).expect("fragment_frame output parses");
+            HostileFragment {
+                kind: fragment.header.kind,
+                format: fragment.header.format,
+                frame_id,
+                frame_size: fragment.header.frame_size,
+                index: fragment.header.index,
+                payload: fragment.payload.to_vec(),
+                advance_ms,
+            }
+        })
+}
+
+/// Source frames by id, the `(frame id, datagram)`s a lossy link delivered
+/// for them, and the ids of the frames that lost nothing.
+type LossyStream = (HashMap<u8, Vec<u8>>, Vec<(u8, Vec<u8>)>, Vec<u8>);
+
+fn lossy_stream() -> impl Strategy<Value = LossyStream> {
+    let frame = (
+        prop_oneof![Just(60usize), Just(61), 0usize..300],
+        any::<u8>(),
+        proptest::collection::vec(0u8..10, 1..10),
+        any::<bool>(),
+    );
+    (
+        any::<u8>(),
+        1usize..64,
+        proptest::collection::vec(frame, 1..80),
+    )
+        .prop_map(|(first_id, max_payload, frames)| {
+            let mut sources = HashMap::new();
+            let mut datagrams = Vec::new();
+            let mut complete_ids = Vec::new();
+            for (n, (body_len, seed, loss_dice, reverse)) in frames.into_iter().enumerate() {
+                let id = first_id.wrapping_add(n as u8);
+                let jpeg = fake_jpeg(body_len, seed);
+                let mut frags = fragment_frame(&jpeg, id, max_payload);
+                if reverse {
+                    frags.reverse();
+                }
+                let mut lost_any = false;
+                for (i, f) in frags.into_iter().enumerate() {
+                    // Lose about one fragment in ten.
+                    if loss_dice.get(i % loss_dice.len()) == Some(&0) {
+                        lost_any = true;
+                    } else {
+                        datagrams.push((id, f));
+                    }
+                }
+                if !lost_any {
+                    complete_ids.push(id);
+                }
+                sources.insert(id, jpeg);
+            }
+            (sources, datagrams, complete_ids)
+        })
+}
+
+proptest! {
+    #[test]
+    fn any_order_with_duplicates_yields_the_frame_exactly_once((jpeg, arrival) in shuffled_frame()) {
+        let mut r = reassembler();
+        let now = Instant::now();
+        let frames = push_all(&mut r, &arrival, now);
+        prop_assert_eq!(frames.len(), 1);
+        prop_assert_eq!(&frames[0].jpeg, &jpeg);
+        prop_assert_eq!(r.drops().total(), 0);
+        prop_assert_eq!(r.in_flight(), 0);
+    }
+
+    #[test]
+    fn hostile_fragments_never_break_the_invariants(
+        fragments in proptest::collection::vec(prop_oneof![hostile_fragment(), genuine_fragment()], 0..300),
+    ) {
+        let limits = ReassemblyLimits {
+            max_frame_bytes: 32,
+            max_fragments: 8,
+            frame_timeout: Duration::from_secs(1),
+            max_frames_in_flight: 3,
+        };
+        let mut r = Reassembler::new(limits.clone());
+        let mut now = Instant::now();
+        let mut delivered = 0u64;
+        for h in fragments {
+            now += Duration::from_millis(h.advance_ms);
+            let fragment = Fragment {
+                header: FragmentHeader {
+                    kind: h.kind,
+                    format: h.format,
+                    frame_id: h.frame_id,
+                    frame_size: h.frame_size,
+                    index: h.index,
+                    payload_len: h.payload.len() as u16,
+                },
+                payload: &h.payload,
+            };
+            if let Some(frame) = r.push(&fragment, now) {
+                delivered += 1;
+                prop_assert!(frame.jpeg.starts_with(&JPEG_START));
+                prop_assert!(frame.jpeg.ends_with(&JPEG_END));
+                prop_assert!(frame.jpeg.len() <= limits.max_frame_bytes);
+                r.recycle(frame.jpeg);
+            }
+            prop_assert!(r.in_flight() <= limits.max_frames_in_flight);
+            prop_assert!(r.buffered_bytes() <= limits.max_frames_in_flight * limits.max_frame_bytes);
+            prop_assert!(r.in_flight.iter().all(|f| f.data.capacity() <= limits.max_frame_bytes));
+            prop_assert!(r.spare_buffers.len() <= limits.max_frames_in_flight + 1);
+        }
+        prop_assert_eq!(r.frames_completed(), delivered);
+        r.expire(now + limits.frame_timeout);
+        prop_assert_eq!(r.in_flight(), 0);
+    }
+
+    #[test]
+    fn lossy_stream_delivers_only_whole_source_frames((sources, datagrams, complete_ids) in lossy_stream()) {
+        let mut r = reassembler();
+        let mut now = Instant::now();
+        let mut current = None;
+        let mut delivered = Vec::new();
+        for (id, d) in &datagrams {
+            if current != Some(*id) {
+                current = Some(*id);
+                now += 30 * MS;
+            }
+            if let Some(frame) = push(&mut r, d, now) {
+                prop_assert_eq!(Some(&frame.jpeg), sources.get(&frame.frame_id));
+                delivered.push(frame.frame_id);
+                r.recycle(frame.jpeg);
+            }
+        }
+        // Every frame that arrived whole is delivered, and nothing else.
+        prop_assert_eq!(delivered, complete_ids);
+    }
+}
