@@ -1,0 +1,169 @@
+//! Wires the pieces into one running bridge:
+//! video link -> mailbox -> frame path (decode, sink, snapshots), with the
+//! button link feeding snapshot requests and a periodic summary.
+
+pub mod frame_path;
+pub mod mailbox;
+pub mod stats;
+
+use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::button::ButtonTracker;
+use crate::config::Settings;
+use crate::decode::Decoder;
+use crate::frames::{Reassembler, ReassemblyLimits};
+use crate::link::LinkConfig;
+use crate::link::button::ButtonLink;
+use crate::link::socket::{SocketError, open_udp};
+use crate::link::video::VideoLink;
+use crate::sinks::{self, SinkError, SinkOptions};
+use crate::snapshot::SnapshotWriter;
+use frame_path::{FramePath, PathEnd, SnapshotRequests};
+use mailbox::Mailbox;
+use stats::{Stats, Summary, Totals};
+
+/// Why the bridge could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    #[error("cannot open the output: {0}")]
+    OpenOutput(#[source] SinkError),
+    #[error("writing the output failed: {0}")]
+    WriteOutput(#[source] SinkError),
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+    #[error("the frame path thread failed unexpectedly")]
+    FramePathPanicked,
+}
+
+/// How a bridge run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BridgeReport {
+    pub end: PathEnd,
+    pub totals: Totals,
+}
+
+impl LinkConfig {
+    pub fn from_settings(settings: &Settings) -> Self {
+        LinkConfig {
+            video: SocketAddr::V4(SocketAddrV4::new(settings.scope, settings.video_port)),
+            control: SocketAddr::V4(SocketAddrV4::new(settings.scope, settings.control_port)),
+            interface: settings.interface.clone(),
+            heartbeat_interval: settings.heartbeat_interval,
+            button_poll_interval: settings.button_poll_interval,
+            stall_timeout: settings.stall_timeout,
+        }
+    }
+}
+
+/// Runs one bridge until `shutdown` is set to true (by a signal), the frame
+/// limit is reached or the output is closed. Always sends the stop packet.
+pub async fn run(
+    settings: &Settings,
+    frame_limit: Option<u64>,
+    shutdown: Arc<watch::Sender<bool>>,
+) -> Result<BridgeReport, BridgeError> {
+    let link = LinkConfig::from_settings(settings);
+    let sink = sinks::open(
+        &settings.output,
+        &SinkOptions {
+            fps_hint: settings.fps_hint,
+        },
+    )
+    .map_err(BridgeError::OpenOutput)?;
+    let video_socket = open_udp(link.interface.as_deref())?;
+    let button_socket = open_udp(link.interface.as_deref())?;
+    info!(output = %sink.describe(), "bridge started");
+
+    let stats = Arc::new(Stats::default());
+    let mailbox = Arc::new(Mailbox::new());
+    let snapshot_requests = Arc::new(SnapshotRequests::default());
+    let (recycle_tx, recycle_rx) = std::sync::mpsc::channel();
+
+    let frame_path = FramePath {
+        sink,
+        decoder: Decoder::new(),
+        snapshots: SnapshotWriter::new(settings.resolved_snapshot_dir()),
+        snapshot_requests: snapshot_requests.clone(),
+        stats: stats.clone(),
+        frame_limit,
+        recycle: recycle_tx,
+    };
+    let frame_thread = {
+        let mailbox = mailbox.clone();
+        let shutdown = shutdown.clone();
+        std::thread::Builder::new()
+            .name("frame-path".into())
+            .spawn(move || {
+                let result = frame_path.run(&mailbox);
+                // Whatever ended the frame path ends the bridge.
+                shutdown.send_replace(true);
+                result
+            })
+            .map_err(|_| BridgeError::FramePathPanicked)?
+    };
+
+    let video = VideoLink {
+        config: &link,
+        socket: video_socket,
+        reassembler: Reassembler::new(ReassemblyLimits {
+            max_frame_bytes: settings.max_frame_bytes,
+            frame_timeout: settings.frame_timeout,
+            ..ReassemblyLimits::default()
+        }),
+        frames: &mailbox,
+        recycled: recycle_rx,
+        stats: &stats,
+    };
+    let button = ButtonLink {
+        config: &link,
+        socket: button_socket,
+        tracker: ButtonTracker::new(),
+        stats: &stats,
+        on_press: |presses| snapshot_requests.add(presses),
+    };
+    tokio::join!(
+        video.run(shutdown.subscribe()),
+        button.run(shutdown.subscribe()),
+        summarize(&stats, settings.summary_interval, shutdown.subscribe()),
+    );
+
+    mailbox.close();
+    let end = frame_thread
+        .join()
+        .map_err(|_| BridgeError::FramePathPanicked)?
+        .map_err(BridgeError::WriteOutput)?;
+    let totals = stats.snapshot();
+    let summary = Summary {
+        now: &totals,
+        before: &Totals::default(),
+        interval: None,
+    };
+    info!("stopped: {summary}");
+    Ok(BridgeReport { end, totals })
+}
+
+/// Logs one summary line every `every` until shutdown.
+async fn summarize(stats: &Stats, every: Option<Duration>, mut shutdown: watch::Receiver<bool>) {
+    let Some(every) = every else {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+        return;
+    };
+    let mut ticker = tokio::time::interval(every);
+    ticker.tick().await;
+    let mut before = stats.snapshot();
+    loop {
+        tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => return,
+            _ = ticker.tick() => {
+                let now = stats.snapshot();
+                info!("{}", Summary { now: &now, before: &before, interval: Some(every) });
+                before = now;
+            }
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Counters shared by the link tasks and the frame path, and the periodic
+//! one-line summary made from them.
+
+use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::frames::DropCounts;
+
+/// Everything the bridge counts. Cheap to update from any thread.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Datagrams from the scope's video port.
+    pub datagrams: AtomicU64,
+    /// Datagrams from the scope that are not fragments we understand.
+    pub malformed: AtomicU64,
+    /// Datagrams from any other address or port (ignored).
+    pub foreign: AtomicU64,
+    /// Frames the reassembler completed.
+    pub frames_complete: AtomicU64,
+    /// Complete frames replaced by a newer one before the frame path took them.
+    pub frames_skipped: AtomicU64,
+    /// Frames written to the sink.
+    pub frames_written: AtomicU64,
+    /// Complete frames whose JPEG did not decode.
+    pub decode_errors: AtomicU64,
+    /// Frames the sink refused (e.g. another size than the stream's).
+    pub sink_rejected: AtomicU64,
+    /// Button presses seen.
+    pub presses: AtomicU64,
+    /// Snapshots saved.
+    pub snapshots: AtomicU64,
+    /// Frames dropped during reassembly, by reason (a copy of the reassembler's).
+    pub reassembly_drops: Mutex<DropCounts>,
+}
+
+/// Adds one to a counter.
+pub fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Reads a counter.
+pub fn read(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+impl Stats {
+    pub fn set_reassembly_drops(&self, drops: &DropCounts) {
+        let mut mine = self
+            .reassembly_drops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if *mine != *drops {
+            mine.clone_from(drops);
+        }
+    }
+
+    pub fn snapshot(&self) -> Totals {
+        Totals {
+            frames_written: read(&self.frames_written),
+            frames_skipped: read(&self.frames_skipped),
+            decode_errors: read(&self.decode_errors),
+            sink_rejected: read(&self.sink_rejected),
+            malformed: read(&self.malformed),
+            foreign: read(&self.foreign),
+            presses: read(&self.presses),
+            reassembly_drops: self
+                .reassembly_drops
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        }
+    }
+}
+
+/// A point-in-time copy of the counters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Totals {
+    pub frames_written: u64,
+    pub frames_skipped: u64,
+    pub decode_errors: u64,
+    pub sink_rejected: u64,
+    pub malformed: u64,
+    pub foreign: u64,
+    pub presses: u64,
+    pub reassembly_drops: DropCounts,
+}
+
+/// The periodic summary line: the rate over the last interval (if given),
+/// totals since start.
+pub struct Summary<'a> {
+    pub now: &'a Totals,
+    pub before: &'a Totals,
+    pub interval: Option<Duration>,
+}
+
+impl fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(interval) = self.interval {
+            let secs = interval.as_secs_f64().max(1e-3);
+            let frames = self
+                .now
+                .frames_written
+                .saturating_sub(self.before.frames_written);
+            write!(f, "{:.1} fps, ", frames as f64 / secs)?;
+        }
+        write!(
+            f,
+            "{} frames written; dropped: reassembly {} ({}), undecodable {}, \
+             skipped {}, rejected by output {}; ignored packets: malformed {}, foreign {}; presses {}",
+            self.now.frames_written,
+            self.now.reassembly_drops.total(),
+            self.now.reassembly_drops,
+            self.now.decode_errors,
+            self.now.frames_skipped,
+            self.now.sink_rejected,
+            self.now.malformed,
+            self.now.foreign,
+            self.now.presses,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_reports_rate_over_the_interval() {
+        let before = Totals {
+            frames_written: 100,
+            ..Default::default()
+        };
+        let now = Totals {
+            frames_written: 250,
+            decode_errors: 2,
+            ..Default::default()
+        };
+        let line = Summary {
+            now: &now,
+            before: &before,
+            interval: Some(Duration::from_secs(10)),
+        }
+        .to_string();
+        assert!(line.starts_with("15.0 fps, 250 frames written"), "{line}");
+        assert!(line.contains("undecodable 2"), "{line}");
+    }
+}

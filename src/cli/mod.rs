@@ -1,0 +1,279 @@
+//! The command line: `scopecam run` (the bridge) and `scopecam simulate`
+//! (a fake scope for trying everything without hardware).
+
+mod run;
+mod simulate;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Exit code for a bad flag or configuration value.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code for a failure at run time (output cannot be written, ...).
+pub const EXIT_FAILURE: u8 = 1;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "scopecam",
+    version,
+    about = "Turns a J103/J106/J108-OTG USB borescope into a normal Linux camera",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Bridge the scope's MJPEG stream to an output (the service's main job).
+    Run(RunArgs),
+    /// Pretend to be a scope: stream a test pattern or an .mjpeg file over UDP.
+    Simulate(SimulateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Configuration file [default: /etc/scopecam/config.toml if it exists].
+    #[arg(long, value_name = "PATH", env = "SCOPECAM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The scope's IPv4 address [default: 192.168.10.123].
+    #[arg(long, value_name = "IP")]
+    pub scope: Option<String>,
+    /// The scope's video UDP port [default: 8030].
+    #[arg(long, value_name = "N")]
+    pub video_port: Option<u16>,
+    /// The scope's command UDP port [default: 50000].
+    #[arg(long, value_name = "N")]
+    pub control_port: Option<u16>,
+    /// Bind both sockets to this network interface (the scope's enx... NIC).
+    #[arg(long, value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// Where frames go: y4m:PATH, mjpeg:PATH ('-' is stdout) or null [default: null].
+    #[arg(long, value_name = "SINK")]
+    pub output: Option<String>,
+    /// Exit 0 after N frames from the scope have been written.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub frames: Option<u64>,
+    /// Directory for snapshots taken with the scope's button.
+    #[arg(long, value_name = "DIR")]
+    pub snapshot_dir: Option<PathBuf>,
+    /// Try it without hardware: run a simulated scope (test pattern, button
+    /// pressed every 5 s) on loopback in this process and bridge that.
+    #[arg(long, conflicts_with_all = ["scope", "video_port", "control_port", "interface"])]
+    pub simulate: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Address to listen on. Keep it on this machine (127.0.0.0/8 or a test namespace).
+    #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
+    pub bind: IpAddr,
+    /// Video UDP port.
+    #[arg(long, default_value_t = crate::protocol::DEFAULT_VIDEO_PORT, value_name = "N")]
+    pub video_port: u16,
+    /// Command (button) UDP port.
+    #[arg(long, default_value_t = crate::protocol::DEFAULT_CONTROL_PORT, value_name = "N")]
+    pub control_port: u16,
+    /// Test pattern width.
+    #[arg(long, default_value_t = 640, value_parser = clap::value_parser!(u32).range(8..=4096))]
+    pub width: u32,
+    /// Test pattern height.
+    #[arg(long, default_value_t = 480, value_parser = clap::value_parser!(u32).range(8..=4096))]
+    pub height: u32,
+    /// Frames per second.
+    #[arg(long, default_value_t = 15.0, value_parser = parse_fps)]
+    pub fps: f64,
+    /// Chroma subsampling of the test pattern: 444, 422, 420 or gray.
+    #[arg(long, default_value = "422")]
+    pub subsampling: String,
+    /// JPEG quality of the test pattern (1-100).
+    #[arg(long, default_value_t = 85, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub quality: u8,
+    /// Stream the JPEGs of this .mjpeg file (looped) instead of the test pattern.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Press the snapshot button every SECS seconds.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub press_every: Option<f64>,
+    /// Probability of losing each fragment (0-1).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_probability)]
+    pub loss: f64,
+    /// Probability of sending a fragment twice (0-1).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_probability)]
+    pub duplicate: f64,
+    /// Probability of swapping a fragment with the next one (0-1).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_probability)]
+    pub reorder: f64,
+    /// Probability of sending a garbage datagram after a fragment (0-1).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_probability)]
+    pub garbage: f64,
+    /// Largest fragment payload in bytes.
+    #[arg(long, default_value_t = 1450, value_parser = clap::value_parser!(u16).range(16..))]
+    pub fragment_size: u16,
+    /// Seed of the fault injection.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Stop streaming after this many seconds without a heartbeat.
+    #[arg(long, default_value_t = 3.0, value_name = "SECS", value_parser = parse_seconds)]
+    pub idle_timeout: f64,
+    /// Stop streaming after N frames (the button keeps answering).
+    #[arg(long, value_name = "N")]
+    pub frames: Option<u64>,
+}
+
+fn parse_probability(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("'{s}' is not a probability between 0 and 1")),
+    }
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a number of seconds between 0 and 86400"
+        )),
+    }
+}
+
+fn parse_fps(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.1..=120.0).contains(&v) => Ok(v),
+        _ => Err(format!("'{s}' is not a frame rate between 0.1 and 120")),
+    }
+}
+
+/// Parses the command line and runs the chosen command.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Simulate(args) => simulate::simulate(args),
+    }
+}
+
+/// Help and version go to stdout with exit 0; a bad flag is one line on stderr, exit 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            ExitCode::from(EXIT_USAGE)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let rendered = e.render().to_string();
+    let reason = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ");
+    eprintln!("scopecam: {reason} (see `scopecam --help`)");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// Sets up logging to stderr: `RUST_LOG` if set, otherwise `default_level`.
+pub fn init_logging(default_level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("scopecam={default_level},warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Sets `shutdown` on the first SIGINT/SIGTERM; a second one exits at once.
+pub fn stop_on_signals(
+    shutdown: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut seen = 0;
+            for signal in signals.forever() {
+                seen += 1;
+                if seen > 1 {
+                    eprintln!("scopecam: second signal, exiting without cleanup");
+                    std::process::exit(128 + signal);
+                }
+                tracing::info!("signal {signal} received, stopping");
+                shutdown.send_replace(true);
+            }
+        })?;
+    Ok(())
+}
+
+/// A multi-threaded runtime small enough for a 2-core laptop.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_flags_have_the_documented_names() {
+        let cli = Cli::try_parse_from([
+            "scopecam",
+            "run",
+            "--config",
+            "/c.toml",
+            "--scope",
+            "127.0.0.5",
+            "--video-port",
+            "1",
+            "--control-port",
+            "2",
+            "--interface",
+            "lo",
+            "--output",
+            "y4m:-",
+            "--frames",
+            "3",
+            "--snapshot-dir",
+            "/tmp/s",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.frames, Some(3));
+        assert_eq!(args.video_port, Some(1));
+        assert_eq!(args.output.as_deref(), Some("y4m:-"));
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        assert!(Cli::try_parse_from(["scopecam", "run", "--frames", "0"]).is_err());
+        assert!(Cli::try_parse_from(["scopecam", "run", "--video-port", "70000"]).is_err());
+        assert!(Cli::try_parse_from(["scopecam", "simulate", "--loss", "1.5"]).is_err());
+    }
+}

@@ -1,0 +1,107 @@
+//! `scopecam run`: load settings, start the bridge, exit with a clear code.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::{EXIT_FAILURE, EXIT_USAGE, RunArgs, init_logging, runtime, stop_on_signals};
+use crate::bridge;
+use crate::config::{self, ConfigFile, Overrides, Settings};
+use crate::simulator::{Simulator, SimulatorConfig};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+use tracing::info;
+
+pub fn run(args: RunArgs) -> ExitCode {
+    let file = match args.config {
+        Some(path) => ConfigFile::Explicit(path),
+        None => ConfigFile::Default,
+    };
+    let overrides = Overrides {
+        scope: args.scope,
+        video_port: args.video_port,
+        control_port: args.control_port,
+        interface: args.interface,
+        output: args.output,
+        snapshot_dir: args.snapshot_dir,
+    };
+    let settings = match config::load(&file, &config::process_env(), &overrides) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("scopecam: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    init_logging(&settings.log_level);
+    let shutdown = Arc::new(watch::channel(false).0);
+    let started = runtime().and_then(|rt| stop_on_signals(shutdown.clone()).map(|()| rt));
+    let rt = match started {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("scopecam: cannot start: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let bridged = if args.simulate {
+        rt.block_on(bridge_simulated_scope(settings, args.frames, shutdown))
+    } else {
+        rt.block_on(bridge::run(&settings, args.frames, shutdown))
+            .map_err(Into::into)
+    };
+    match bridged {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scopecam: {}", error_chain(e.as_ref()));
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// `run --simulate`: a simulated scope on loopback ports the kernel picks,
+/// and the bridge pointed at it; both stop together.
+async fn bridge_simulated_scope(
+    mut settings: Settings,
+    frames: Option<u64>,
+    shutdown: Arc<watch::Sender<bool>>,
+) -> Result<bridge::BridgeReport, Box<dyn std::error::Error>> {
+    let simulator = Simulator::bind(SimulatorConfig {
+        bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        video_port: 0,
+        control_port: 0,
+        press_every: Some(Duration::from_secs(5)),
+        ..SimulatorConfig::default()
+    })
+    .await?;
+    settings.scope = Ipv4Addr::LOCALHOST;
+    settings.video_port = simulator.local_video_addr().port();
+    settings.control_port = simulator.local_control_addr().port();
+    info!(
+        "simulated scope on {} (video) and {} (button)",
+        simulator.local_video_addr(),
+        simulator.local_control_addr()
+    );
+    let mut stop = shutdown.subscribe();
+    let scope = tokio::spawn(simulator.run(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    }));
+    let report = bridge::run(&settings, frames, shutdown.clone()).await;
+    shutdown.send_replace(true);
+    let _ = scope.await;
+    Ok(report?)
+}
+
+/// "outer: inner: innermost", without repeating a message a wrapper already includes.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        let part = inner.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = inner.source();
+    }
+    text
+}

@@ -1,0 +1,75 @@
+//! `scopecam simulate`: a protocol-faithful fake scope.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::info;
+
+use super::run::error_chain;
+use super::{EXIT_FAILURE, EXIT_USAGE, SimulateArgs, init_logging, runtime, stop_on_signals};
+use crate::simulator::{self, Faults, FrameSource, SimulatorConfig, Subsampling};
+
+pub fn simulate(args: SimulateArgs) -> ExitCode {
+    let subsampling = match args.subsampling.parse::<Subsampling>() {
+        Ok(s) => s,
+        Err(_) => {
+            eprintln!(
+                "scopecam: bad value for --subsampling: '{}' (expected 444, 422, 420 or gray)",
+                args.subsampling
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let config = SimulatorConfig {
+        bind: args.bind,
+        video_port: args.video_port,
+        control_port: args.control_port,
+        source: match args.file {
+            Some(path) => FrameSource::File(path),
+            None => FrameSource::Pattern {
+                width: args.width,
+                height: args.height,
+                subsampling,
+                quality: args.quality,
+            },
+        },
+        fps: args.fps,
+        fragment_payload: usize::from(args.fragment_size),
+        press_every: args.press_every.map(Duration::from_secs_f64),
+        faults: Faults {
+            loss: args.loss,
+            duplicate: args.duplicate,
+            reorder: args.reorder,
+            garbage: args.garbage,
+        },
+        idle_timeout: Duration::from_secs_f64(args.idle_timeout),
+        seed: args.seed,
+        max_frames: args.frames,
+        ..SimulatorConfig::default()
+    };
+    init_logging("info");
+    let shutdown = Arc::new(watch::channel(false).0);
+    let rt = match runtime().and_then(|rt| stop_on_signals(shutdown.clone()).map(|()| rt)) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("scopecam: cannot start: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let mut stop = shutdown.subscribe();
+    let result = rt.block_on(simulator::run(config, async move {
+        let _ = stop.wait_for(|s| *s).await;
+    }));
+    match result {
+        Ok(stats) => {
+            info!("simulator stopped: {stats:?}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("scopecam: {}", error_chain(e.as_ref()));
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}

@@ -1,0 +1,493 @@
+//! Settings: built-in defaults < `/etc/scopecam/config.toml` < `SCOPECAM_*`
+//! environment variables < command-line flags.
+//!
+//! Every key is documented in `packaging/config.toml`. Unknown keys and bad
+//! values are errors that name the key, so a typo never silently falls back
+//! to a default.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::protocol::{DEFAULT_CONTROL_PORT, DEFAULT_SCOPE_ADDR, DEFAULT_VIDEO_PORT};
+use crate::sinks::SinkSpec;
+
+/// Where the service looks for its configuration unless told otherwise.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/scopecam/config.toml";
+/// Prefix of the environment variables that override the file.
+pub const ENV_PREFIX: &str = "SCOPECAM_";
+/// Environment variable naming the config file (not a setting itself).
+pub const CONFIG_PATH_ENV: &str = "SCOPECAM_CONFIG";
+
+/// The validated settings of one bridge.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub scope: Ipv4Addr,
+    pub video_port: u16,
+    pub control_port: u16,
+    pub interface: Option<String>,
+    pub output: SinkSpec,
+    pub snapshot_dir: Option<PathBuf>,
+    pub fps_hint: u32,
+    pub heartbeat_interval: Duration,
+    pub button_poll_interval: Duration,
+    pub stall_timeout: Duration,
+    pub frame_timeout: Duration,
+    pub max_frame_bytes: usize,
+    pub summary_interval: Option<Duration>,
+    pub log_level: String,
+}
+
+/// The file/environment representation: plain values, checked by [`RawSettings::validate`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawSettings {
+    scope: String,
+    video_port: u16,
+    control_port: u16,
+    interface: String,
+    output: String,
+    snapshot_dir: String,
+    fps_hint: u32,
+    heartbeat_interval_ms: u64,
+    button_poll_interval_ms: u64,
+    stall_timeout_ms: u64,
+    frame_timeout_ms: u64,
+    max_frame_bytes: u64,
+    summary_interval_s: u64,
+    log_level: String,
+}
+
+impl Default for RawSettings {
+    fn default() -> Self {
+        RawSettings {
+            scope: DEFAULT_SCOPE_ADDR.to_string(),
+            video_port: DEFAULT_VIDEO_PORT,
+            control_port: DEFAULT_CONTROL_PORT,
+            interface: String::new(),
+            output: "null".into(),
+            snapshot_dir: String::new(),
+            fps_hint: 30,
+            heartbeat_interval_ms: 500,
+            button_poll_interval_ms: 100,
+            stall_timeout_ms: 2000,
+            frame_timeout_ms: 1000,
+            max_frame_bytes: 4 * 1024 * 1024,
+            summary_interval_s: 30,
+            log_level: "info".into(),
+        }
+    }
+}
+
+/// A setting that is missing, unknown or out of range.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {source}")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: config::ConfigError,
+    },
+    #[error("{0}")]
+    Load(#[from] config::ConfigError),
+    #[error("bad value for `{key}`: {reason}")]
+    Value { key: &'static str, reason: String },
+}
+
+/// Values given on the command line; `None` leaves the lower layers alone.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub scope: Option<String>,
+    pub video_port: Option<u16>,
+    pub control_port: Option<u16>,
+    pub interface: Option<String>,
+    pub output: Option<String>,
+    pub snapshot_dir: Option<PathBuf>,
+}
+
+/// Where the configuration file comes from.
+#[derive(Debug, Clone)]
+pub enum ConfigFile {
+    /// The default path: read if it exists.
+    Default,
+    /// Named by the user: must exist.
+    Explicit(PathBuf),
+}
+
+/// Loads and validates the settings from every layer.
+pub fn load(
+    file: &ConfigFile,
+    env: &HashMap<String, String>,
+    flags: &Overrides,
+) -> Result<Settings, ConfigError> {
+    let mut builder = config::Config::builder();
+    builder = match file {
+        ConfigFile::Default => builder.add_source(
+            config::File::new(DEFAULT_CONFIG_PATH, config::FileFormat::Toml).required(false),
+        ),
+        ConfigFile::Explicit(path) => {
+            // Read it ourselves: clearer errors, and `--config /dev/null` works.
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Value {
+                key: "--config",
+                reason: format!("cannot read {}: {e}", path.display()),
+            })?;
+            builder.add_source(config::File::from_str(&text, config::FileFormat::Toml))
+        }
+    };
+    builder = builder.add_source(
+        config::Environment::default()
+            .try_parsing(true)
+            .source(Some(settings_from_env(env))),
+    );
+    builder = apply_flags(builder, flags)?;
+    let raw: RawSettings =
+        builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| match file {
+                ConfigFile::Explicit(path) => ConfigError::File {
+                    path: path.clone(),
+                    source: e,
+                },
+                ConfigFile::Default => ConfigError::Load(e),
+            })?;
+    raw.validate()
+}
+
+/// Reads the process environment's `SCOPECAM_*` variables.
+pub fn process_env() -> HashMap<String, String> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect()
+}
+
+/// `SCOPECAM_VIDEO_PORT=8031` becomes `video_port = 8031`; the variable that
+/// names the config file is not a setting and is left out.
+fn settings_from_env(env: &HashMap<String, String>) -> HashMap<String, String> {
+    env.iter()
+        .filter(|(k, _)| k.as_str() != CONFIG_PATH_ENV)
+        .filter_map(|(k, v)| {
+            k.strip_prefix(ENV_PREFIX)
+                .map(|key| (key.to_ascii_lowercase(), v.clone()))
+        })
+        .collect()
+}
+
+fn apply_flags(
+    mut builder: config::ConfigBuilder<config::builder::DefaultState>,
+    flags: &Overrides,
+) -> Result<config::ConfigBuilder<config::builder::DefaultState>, ConfigError> {
+    if let Some(v) = &flags.scope {
+        builder = builder.set_override("scope", v.as_str())?;
+    }
+    if let Some(v) = flags.video_port {
+        builder = builder.set_override("video_port", u64::from(v))?;
+    }
+    if let Some(v) = flags.control_port {
+        builder = builder.set_override("control_port", u64::from(v))?;
+    }
+    if let Some(v) = &flags.interface {
+        builder = builder.set_override("interface", v.as_str())?;
+    }
+    if let Some(v) = &flags.output {
+        builder = builder.set_override("output", v.as_str())?;
+    }
+    if let Some(v) = &flags.snapshot_dir {
+        builder = builder.set_override("snapshot_dir", v.to_string_lossy().as_ref())?;
+    }
+    Ok(builder)
+}
+
+fn bad(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Value {
+        key,
+        reason: reason.into(),
+    }
+}
+
+fn millis(key: &'static str, value: u64, min: u64, max: u64) -> Result<Duration, ConfigError> {
+    if !(min..=max).contains(&value) {
+        return Err(bad(key, format!("{value} is outside {min}..={max} ms")));
+    }
+    Ok(Duration::from_millis(value))
+}
+
+fn port(key: &'static str, value: u16) -> Result<u16, ConfigError> {
+    if value == 0 {
+        return Err(bad(key, "port 0 is not a port the scope listens on"));
+    }
+    Ok(value)
+}
+
+impl RawSettings {
+    fn validate(self) -> Result<Settings, ConfigError> {
+        let scope = self.scope.parse::<Ipv4Addr>().map_err(|_| {
+            bad(
+                "scope",
+                format!(
+                    "'{}' is not an IPv4 address (e.g. 192.168.10.123)",
+                    self.scope
+                ),
+            )
+        })?;
+        let output = self
+            .output
+            .parse::<SinkSpec>()
+            .map_err(|e| bad("output", e.to_string()))?;
+        let interface = non_empty(self.interface);
+        if let Some(name) = &interface {
+            validate_interface_name(name)?;
+        }
+        if !(1..=240).contains(&self.fps_hint) {
+            return Err(bad(
+                "fps_hint",
+                format!("{} is outside 1..=240", self.fps_hint),
+            ));
+        }
+        if !(64 * 1024..=64 * 1024 * 1024).contains(&self.max_frame_bytes) {
+            return Err(bad(
+                "max_frame_bytes",
+                format!("{} is outside 65536..=67108864", self.max_frame_bytes),
+            ));
+        }
+        if !["error", "warn", "info", "debug", "trace"].contains(&self.log_level.as_str()) {
+            return Err(bad(
+                "log_level",
+                format!(
+                    "'{}' is not one of error, warn, info, debug, trace",
+                    self.log_level
+                ),
+            ));
+        }
+        Ok(Settings {
+            scope,
+            video_port: port("video_port", self.video_port)?,
+            control_port: port("control_port", self.control_port)?,
+            interface,
+            output,
+            snapshot_dir: non_empty(self.snapshot_dir).map(PathBuf::from),
+            fps_hint: self.fps_hint,
+            heartbeat_interval: millis(
+                "heartbeat_interval_ms",
+                self.heartbeat_interval_ms,
+                50,
+                5000,
+            )?,
+            button_poll_interval: millis(
+                "button_poll_interval_ms",
+                self.button_poll_interval_ms,
+                20,
+                5000,
+            )?,
+            stall_timeout: millis("stall_timeout_ms", self.stall_timeout_ms, 200, 60_000)?,
+            frame_timeout: millis("frame_timeout_ms", self.frame_timeout_ms, 50, 10_000)?,
+            max_frame_bytes: self.max_frame_bytes as usize,
+            summary_interval: match self.summary_interval_s {
+                0 => None,
+                s => Some(Duration::from_secs(s)),
+            },
+            log_level: self.log_level,
+        })
+    }
+}
+
+fn non_empty(s: String) -> Option<String> {
+    if s.is_empty() { None } else { Some(s) }
+}
+
+/// Linux interface names are 1..=15 bytes without '/', whitespace or NUL.
+fn validate_interface_name(name: &str) -> Result<(), ConfigError> {
+    let ok =
+        name.len() <= 15 && !name.contains(['/', '\0']) && !name.chars().any(char::is_whitespace);
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(
+            "interface",
+            format!(
+                "'{name}' is not a network interface name (at most 15 characters, no '/' or spaces)"
+            ),
+        ))
+    }
+}
+
+impl Settings {
+    /// Where button snapshots go: the configured directory, else systemd's
+    /// `StateDirectory`, else the user's pictures folder, else the current directory.
+    pub fn resolved_snapshot_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.snapshot_dir {
+            return dir.clone();
+        }
+        if let Some(state) = std::env::var_os("STATE_DIRECTORY") {
+            // systemd may pass several colon-separated directories; the first is ours.
+            let first = state
+                .to_string_lossy()
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            if !first.is_empty() {
+                return PathBuf::from(first).join("snapshots");
+            }
+        }
+        if let Some(pictures) = std::env::var_os("XDG_PICTURES_DIR") {
+            return PathBuf::from(pictures).join("Borescope");
+        }
+        if let Some(home) = std::env::var_os("HOME") {
+            return PathBuf::from(home).join("Pictures").join("Borescope");
+        }
+        PathBuf::from("borescope-snapshots")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn file_with(contents: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        f.write_all(contents.as_bytes()).unwrap();
+        f
+    }
+
+    fn load_file(
+        contents: &str,
+        e: &[(&str, &str)],
+        flags: &Overrides,
+    ) -> Result<Settings, ConfigError> {
+        let f = file_with(contents);
+        load(&ConfigFile::Explicit(f.path().to_owned()), &env(e), flags)
+    }
+
+    #[test]
+    fn defaults_are_the_real_scope() {
+        let s = load_file("", &[], &Overrides::default()).unwrap();
+        assert_eq!(s.scope, Ipv4Addr::new(192, 168, 10, 123));
+        assert_eq!((s.video_port, s.control_port), (8030, 50000));
+        assert_eq!(s.output, SinkSpec::Null);
+        assert_eq!(s.heartbeat_interval, Duration::from_millis(500));
+        assert_eq!(s.button_poll_interval, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn env_overrides_file_and_flags_override_env() {
+        let file = "scope = \"127.0.0.2\"\nvideo_port = 9000\ncontrol_port = 9001\n";
+        let e = [
+            ("SCOPECAM_VIDEO_PORT", "9100"),
+            ("SCOPECAM_SCOPE", "127.0.0.3"),
+        ];
+        let s = load_file(file, &e, &Overrides::default()).unwrap();
+        assert_eq!(s.scope, Ipv4Addr::new(127, 0, 0, 3));
+        assert_eq!((s.video_port, s.control_port), (9100, 9001));
+        let flags = Overrides {
+            scope: Some("127.0.0.4".into()),
+            video_port: Some(9200),
+            ..Default::default()
+        };
+        let s = load_file(file, &e, &flags).unwrap();
+        assert_eq!(s.scope, Ipv4Addr::new(127, 0, 0, 4));
+        assert_eq!(s.video_port, 9200);
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_named() {
+        let err = load_file("vidoe_port = 1\n", &[], &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("vidoe_port"), "{err}");
+    }
+
+    #[test]
+    fn unknown_env_variable_is_named_but_config_path_is_not_a_key() {
+        let err = load_file("", &[("SCOPECAM_BOGUS", "1")], &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+        load_file("", &[(CONFIG_PATH_ENV, "/x")], &Overrides::default()).unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        for (contents, key) in [
+            ("video_port = 70000\n", "video_port"),
+            ("video_port = \"abc\"\n", "video_port"),
+            ("control_port = 0\n", "control_port"),
+            ("scope = \"192.168.10\"\n", "scope"),
+            ("output = \"png:/x\"\n", "output"),
+            ("heartbeat_interval_ms = 0\n", "heartbeat_interval_ms"),
+            ("interface = \"a/b\"\n", "interface"),
+            ("log_level = \"loud\"\n", "log_level"),
+            ("max_frame_bytes = 1\n", "max_frame_bytes"),
+        ] {
+            let err = load_file(contents, &[], &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains(key), "{contents}: {err}");
+        }
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error_naming_it() {
+        let err = load(
+            &ConfigFile::Explicit("/nonexistent/scopecam.toml".into()),
+            &HashMap::new(),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent/scopecam.toml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn shipped_example_config_is_valid_and_documents_every_key() {
+        let example = include_str!("../packaging/config.toml");
+        let uncommented: String = example
+            .lines()
+            .map(|l| {
+                l.strip_prefix("# ")
+                    .filter(|r| r.contains(" = "))
+                    .unwrap_or(l)
+            })
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        load_file(&uncommented, &[], &Overrides::default()).unwrap();
+        let defaults = RawSettings::default();
+        let value = toml_keys(&uncommented);
+        for key in [
+            "scope",
+            "video_port",
+            "control_port",
+            "interface",
+            "output",
+            "snapshot_dir",
+            "fps_hint",
+            "heartbeat_interval_ms",
+            "button_poll_interval_ms",
+            "stall_timeout_ms",
+            "frame_timeout_ms",
+            "max_frame_bytes",
+            "summary_interval_s",
+            "log_level",
+        ] {
+            assert!(
+                value.contains(&key.to_string()),
+                "example config lacks `{key}`"
+            );
+        }
+        assert_eq!(defaults.video_port, 8030);
+    }
+
+    fn toml_keys(text: &str) -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.split_once(" = ").map(|(k, _)| k.trim().to_string()))
+            .collect()
+    }
+}
