@@ -193,6 +193,7 @@ pub fn init_logging(default_level: &str) {
         .unwrap_or_else(|_| EnvFilter::new(format!("scopecam={default_level},warn")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();

@@ -70,6 +70,8 @@ async fn bridge_simulated_scope(
         video_port: 0,
         control_port: 0,
         press_every: Some(Duration::from_secs(5)),
+        // Match the rate the y4m header announces, so a recording plays at speed.
+        fps: f64::from(settings.fps_hint),
         ..SimulatorConfig::default()
     })
     .await?;
@@ -81,12 +83,13 @@ async fn bridge_simulated_scope(
         simulator.local_video_addr(),
         simulator.local_control_addr()
     );
-    let mut stop = shutdown.subscribe();
+    // The scope outlives the bridge, so it sees the bridge's stop packet.
+    let (stop_scope, scope_stopped) = tokio::sync::oneshot::channel::<()>();
     let scope = tokio::spawn(simulator.run(async move {
-        let _ = stop.wait_for(|s| *s).await;
+        let _ = scope_stopped.await;
     }));
-    let report = bridge::run(&settings, frames, shutdown.clone()).await;
-    shutdown.send_replace(true);
+    let report = bridge::run(&settings, frames, shutdown).await;
+    let _ = stop_scope.send(());
     let _ = scope.await;
     Ok(report?)
 }
