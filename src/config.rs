@@ -39,10 +39,28 @@ pub struct Settings {
     pub max_frame_bytes: usize,
     pub summary_interval: Option<Duration>,
     pub log_level: String,
+    /// Camera (v4l2) output: fixed geometry apps see, whatever the scope sends.
+    pub width: u32,
+    pub height: u32,
+    /// Clockwise rotation of the scope's picture: 0, 90, 180 or 270.
+    pub rotation: u16,
+    /// Mirror the picture left-right (after rotation).
+    pub mirror: bool,
+    /// The loopback device to write; `None` = find the one labelled `card_label`.
+    pub device: Option<PathBuf>,
+    pub card_label: String,
+    /// On v4l2loopback 0.13+, create the device at start and remove it at exit.
+    pub create_device: bool,
+    /// Rate of the "no signal" picture while the scope sends nothing.
+    pub no_signal_fps: u32,
+    /// How long the last picture is repeated during a stall before "no signal".
+    pub hold_last_frame: Duration,
+    /// evdev key name sent on a button press (e.g. "KEY_CAMERA"), or "none".
+    pub key: String,
 }
 
 /// The file/environment representation: plain values, checked by [`RawSettings::validate`].
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawSettings {
     scope: String,
@@ -59,6 +77,16 @@ struct RawSettings {
     max_frame_bytes: u64,
     summary_interval_s: u64,
     log_level: String,
+    width: u32,
+    height: u32,
+    rotation: u16,
+    mirror: bool,
+    device: String,
+    card_label: String,
+    create_device: bool,
+    no_signal_fps: u32,
+    hold_last_frame_ms: u64,
+    key: String,
 }
 
 impl Default for RawSettings {
@@ -78,6 +106,16 @@ impl Default for RawSettings {
             max_frame_bytes: 4 * 1024 * 1024,
             summary_interval_s: 30,
             log_level: "info".into(),
+            width: 1280,
+            height: 720,
+            rotation: 0,
+            mirror: false,
+            device: String::new(),
+            card_label: "Borescope".into(),
+            create_device: true,
+            no_signal_fps: 5,
+            hold_last_frame_ms: 1500,
+            key: "KEY_CAMERA".into(),
         }
     }
 }
@@ -224,6 +262,7 @@ fn port(key: &'static str, value: u16) -> Result<u16, ConfigError> {
 
 impl RawSettings {
     fn validate(self) -> Result<Settings, ConfigError> {
+        self.validate_camera()?;
         let scope = self.scope.parse::<Ipv4Addr>().map_err(|_| {
             bad(
                 "scope",
@@ -290,7 +329,67 @@ impl RawSettings {
                 s => Some(Duration::from_secs(s)),
             },
             log_level: self.log_level,
+            width: self.width,
+            height: self.height,
+            rotation: self.rotation,
+            mirror: self.mirror,
+            device: non_empty(self.device).map(PathBuf::from),
+            card_label: self.card_label,
+            create_device: self.create_device,
+            no_signal_fps: self.no_signal_fps,
+            hold_last_frame: millis("hold_last_frame_ms", self.hold_last_frame_ms, 0, 60_000)?,
+            key: self.key,
         })
+    }
+
+    /// Checks the camera keys: apps need an even width and a sane size.
+    fn validate_camera(&self) -> Result<(), ConfigError> {
+        if !(16..=4096).contains(&self.width) || self.width % 2 != 0 {
+            return Err(bad(
+                "width",
+                format!("{} is not an even number in 16..=4096", self.width),
+            ));
+        }
+        if !(16..=4096).contains(&self.height) || self.height % 2 != 0 {
+            return Err(bad(
+                "height",
+                format!("{} is not an even number in 16..=4096", self.height),
+            ));
+        }
+        if ![0, 90, 180, 270].contains(&self.rotation) {
+            return Err(bad(
+                "rotation",
+                format!("{} is not 0, 90, 180 or 270", self.rotation),
+            ));
+        }
+        if self.card_label.is_empty() || self.card_label.len() > 31 {
+            return Err(bad(
+                "card_label",
+                "must be 1 to 31 bytes (v4l2loopback's limit)",
+            ));
+        }
+        if !(1..=30).contains(&self.no_signal_fps) {
+            return Err(bad(
+                "no_signal_fps",
+                format!("{} is outside 1..=30", self.no_signal_fps),
+            ));
+        }
+        let key_ok = self.key == "none"
+            || (self.key.starts_with("KEY_")
+                && self.key.len() > 4
+                && self.key[4..]
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'));
+        if !key_ok {
+            return Err(bad(
+                "key",
+                format!(
+                    "'{}' is not an evdev key name like KEY_CAMERA, or none",
+                    self.key
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -425,6 +524,12 @@ mod tests {
             ("interface = \"a/b\"\n", "interface"),
             ("log_level = \"loud\"\n", "log_level"),
             ("max_frame_bytes = 1\n", "max_frame_bytes"),
+            ("width = 641\n", "width"),
+            ("height = 0\n", "height"),
+            ("rotation = 45\n", "rotation"),
+            ("card_label = \"\"\n", "card_label"),
+            ("key = \"camera\"\n", "key"),
+            ("mirror = \"sometimes\"\n", "mirror"),
         ] {
             let err = load_file(contents, &[], &Overrides::default()).unwrap_err();
             assert!(err.to_string().contains(key), "{contents}: {err}");
@@ -446,48 +551,33 @@ mod tests {
     }
 
     #[test]
-    fn shipped_example_config_is_valid_and_documents_every_key() {
+    fn shipped_example_documents_every_key_with_its_default() {
         let example = include_str!("../packaging/config.toml");
+        // Settings are shown commented out as `# key = default`.
         let uncommented: String = example
             .lines()
-            .map(|l| {
-                l.strip_prefix("# ")
-                    .filter(|r| r.contains(" = "))
-                    .unwrap_or(l)
-            })
-            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| l.split_once(" = ").is_some_and(|(k, _)| !k.contains(' ')))
             .collect::<Vec<_>>()
             .join("\n");
-        load_file(&uncommented, &[], &Overrides::default()).unwrap();
-        let defaults = RawSettings::default();
-        let value = toml_keys(&uncommented);
-        for key in [
-            "scope",
-            "video_port",
-            "control_port",
-            "interface",
-            "output",
-            "snapshot_dir",
-            "fps_hint",
-            "heartbeat_interval_ms",
-            "button_poll_interval_ms",
-            "stall_timeout_ms",
-            "frame_timeout_ms",
-            "max_frame_bytes",
-            "summary_interval_s",
-            "log_level",
-        ] {
+        let documented: Vec<&str> = uncommented
+            .lines()
+            .filter_map(|l| l.split_once(" = ").map(|(k, _)| k))
+            .collect();
+        let every_key = config::Config::try_from(&RawSettings::default())
+            .unwrap()
+            .try_deserialize::<HashMap<String, config::Value>>()
+            .unwrap();
+        for key in every_key.keys() {
             assert!(
-                value.contains(&key.to_string()),
+                documented.contains(&key.as_str()),
                 "example config lacks `{key}`"
             );
         }
-        assert_eq!(defaults.video_port, 8030);
-    }
-
-    fn toml_keys(text: &str) -> Vec<String> {
-        text.lines()
-            .filter_map(|l| l.split_once(" = ").map(|(k, _)| k.trim().to_string()))
-            .collect()
+        assert_eq!(
+            load_file(&uncommented, &[], &Overrides::default()).unwrap(),
+            load_file("", &[], &Overrides::default()).unwrap(),
+            "the example's values must be the built-in defaults"
+        );
     }
 }
