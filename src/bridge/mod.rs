@@ -3,6 +3,7 @@
 //! button link feeding snapshot requests and a periodic summary.
 
 pub mod frame_path;
+pub mod idle;
 pub mod mailbox;
 pub mod stats;
 
