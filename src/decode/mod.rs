@@ -16,7 +16,6 @@
 mod pack;
 mod rgb;
 
-#[allow(unused_imports)] // used by crate::picture (next commit)
 pub(crate) use rgb::{Scratch as RgbScratch, rgb_to_yuyv_limited};
 
 use pack::pack_luma_full_to_yuyv_limited;
