@@ -13,9 +13,10 @@
 //! quarter turn breaks apart. A picture already at the output size with no rotation or
 //! mirror converts straight into the output: the same work as [`Decoder::decode`].
 //!
-//! Measured with `cargo run --release --example framing_timing` (2-core EPYC dev
-//! machine, AVX2, one run, ms per frame, q90 4:2:2 gradient test JPEGs, best of 3 x 100):
-//! see the table in `examples/framing_timing.rs`.
+//! Measured with `cargo run --release --example framing_timing` (2-core EPYC dev machine,
+//! one run, ms per frame, framed vs bare `Decoder::decode` of the same JPEG):
+//! 640x480 -> 1280x720 2.15 vs 0.68; 1920x1080 -> 1280x720 7.57 vs 4.72; identity
+//! 1280x720 1.89 vs 1.89; 640x480 rot90 -> 1280x720 1.87 vs 0.64. Full table in the example.
 
 mod layout;
 mod no_signal;

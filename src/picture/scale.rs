@@ -1,7 +1,6 @@
 //! Bilinear scaling of packed RGB, fixed point, no allocation once sizes are stable.
 //!
-//! Separable: each needed source row is first scaled horizontally into a 16-bit row (kept
-//! in two reused slots, since consecutive output rows share source rows), then two such
+//! Separable: each needed source row is first scaled horizontally (kept in two reused slots, since consecutive output rows share source rows), then two such
 //! rows are blended per output row. Sample positions are pixel-centre aligned, so the
 //! picture does not shift by half a pixel. Two taps per axis: for the scope's sizes (at most
 //! 1.5x down to 1280x720) that is enough; extreme downscales alias a little but stay valid.
@@ -24,6 +23,7 @@ struct Tap {
 }
 
 /// Taps for scaling `source` positions to `target` positions along one axis.
+/// Every tap is within `0..source`, which `scale_row` relies on.
 fn taps_for(source: usize, target: usize, taps: &mut Vec<Tap>) {
     taps.clear();
     let (source, target) = (source.max(1) as u64, target.max(1) as u64);
@@ -53,8 +53,8 @@ pub(crate) struct Scaler {
     sizes: (u32, u32, u32, u32),
     columns: Vec<Tap>,
     rows: Vec<Tap>,
-    /// Two horizontally scaled source rows (value x 128) and which source row each holds.
-    slots: [Vec<u16>; 2],
+    /// Two horizontally scaled source rows and which source row each holds.
+    slots: [Vec<u8>; 2],
     slot_rows: [Option<usize>; 2],
 }
 
@@ -114,29 +114,41 @@ impl Scaler {
     }
 }
 
-/// One source row -> one horizontally scaled row of values x 128.
-fn scale_row(line: &[u8], columns: &[Tap], out: &mut [u16]) {
+/// One source row -> one horizontally scaled row. A `line` too short for the taps (cannot
+/// happen for a prepared scaler) leaves `out` black.
+fn scale_row(line: &[u8], columns: &[Tap], out: &mut [u8]) {
+    let in_range = columns
+        .last()
+        .is_none_or(|t| t.first.max(t.second) * 3 + 3 <= line.len());
+    if !in_range {
+        out.fill(0);
+        return;
+    }
     for (px, tap) in out.chunks_exact_mut(3).zip(columns) {
-        let (Some(a), Some(b)) = (
-            line.get(tap.first * 3..tap.first * 3 + 3),
-            line.get(tap.second * 3..tap.second * 3 + 3),
-        ) else {
-            px.fill(0);
-            continue;
-        };
+        let (a, b) = (tap.first * 3, tap.second * 3);
         let (wa, wb) = (WEIGHT_ONE - tap.weight, tap.weight);
-        for c in 0..3 {
-            px[c] = u16::from(a[c]) * wa + u16::from(b[c]) * wb;
-        }
+        px[0] = lerp(line[a], line[b], wa, wb);
+        px[1] = lerp(line[a + 1], line[b + 1], wa, wb);
+        px[2] = lerp(line[a + 2], line[b + 2], wa, wb);
     }
 }
 
-/// Blends two scaled rows: `out = round((a * (128 - w) + b * w) / 128 / 128)`.
-fn blend_rows(a: &[u16], b: &[u16], weight: u16, out: &mut [u8]) {
-    let (wa, wb) = (u32::from(WEIGHT_ONE - weight), u32::from(weight));
-    let round = 1u32 << (2 * WEIGHT_BITS - 1);
+/// `round((a * wa + b * wb) / 128)` with `wa + wb == 128`: fits u16 throughout.
+#[inline(always)]
+fn lerp(a: u8, b: u8, wa: u16, wb: u16) -> u8 {
+    ((u16::from(a) * wa + u16::from(b) * wb + WEIGHT_ONE / 2) >> WEIGHT_BITS) as u8
+}
+
+/// Blends two horizontally scaled rows with the second's weight `weight` (0..=128).
+fn blend_rows(a: &[u8], b: &[u8], weight: u16, out: &mut [u8]) {
+    if weight == 0 {
+        let n = out.len().min(a.len());
+        out[..n].copy_from_slice(&a[..n]);
+        return;
+    }
+    let (wa, wb) = (WEIGHT_ONE - weight, weight);
     for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
-        *o = ((u32::from(x) * wa + u32::from(y) * wb + round) >> (2 * WEIGHT_BITS)) as u8;
+        *o = lerp(x, y, wa, wb);
     }
 }
 
