@@ -16,6 +16,7 @@ pub mod decode;
 pub mod frames;
 pub mod link;
 pub mod mjpeg_stream;
+pub mod picture;
 pub mod protocol;
 pub mod simulator;
 pub mod sinks;

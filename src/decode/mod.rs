@@ -16,6 +16,8 @@
 mod pack;
 mod rgb;
 
+pub(crate) use rgb::{Scratch as RgbScratch, rgb_to_yuyv_limited};
+
 use pack::pack_luma_full_to_yuyv_limited;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -64,6 +66,16 @@ pub enum DecodeError {
     Convert(String),
 }
 
+/// A decoded picture as packed RGB (3 bytes a pixel, `width * height` pixels, no padding):
+/// the decoder's intermediate, lent out so that geometry work (rotation, scaling) can run
+/// before the one conversion to YUYV instead of after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RgbView<'a> {
+    pub width: u32,
+    pub height: u32,
+    pub pixels: &'a [u8],
+}
+
 /// Decodes JPEG frames into one reused YUYV buffer.
 ///
 /// Every intermediate buffer lives here and is only resized, so once frames keep the same
@@ -76,6 +88,16 @@ pub struct Decoder {
     pixels: Vec<u8>,
     /// yuvutils intermediates (planar 4:2:2, odd-width padding).
     rgb_scratch: rgb::Scratch,
+    /// Grayscale pictures widened to RGB, for [`Decoder::decode_rgb`] only.
+    luma_as_rgb: Vec<u8>,
+}
+
+/// Width, height and zune-jpeg output colour space of the picture now in `Decoder::pixels`.
+#[derive(Debug, Clone, Copy)]
+struct Decoded {
+    width: u32,
+    height: u32,
+    out: ColorSpace,
 }
 
 /// What zune-jpeg should hand us for a given JPEG colour space.
@@ -145,7 +167,52 @@ impl Decoder {
         &self.frame
     }
 
+    /// Decode one JPEG to packed RGB (grayscale JPEGs are widened to grey RGB), for callers
+    /// that transform the picture before converting it (see `crate::picture`).
+    ///
+    /// Same checks, limits and panic containment as [`Decoder::decode`]; the YUYV frame of
+    /// [`Decoder::frame`] is left untouched.
+    pub fn decode_rgb(&mut self, jpeg: &[u8]) -> Result<RgbView<'_>, DecodeError> {
+        let decoded = catch_unwind(AssertUnwindSafe(|| self.decode_pixels(jpeg)))
+            .unwrap_or(Err(DecodeError::DecoderPanicked))?;
+        let pixels = if decoded.out == ColorSpace::Luma {
+            widen_luma_to_rgb(&self.pixels, &mut self.luma_as_rgb);
+            &self.luma_as_rgb
+        } else {
+            &self.pixels
+        };
+        Ok(RgbView {
+            width: decoded.width,
+            height: decoded.height,
+            pixels,
+        })
+    }
+
     fn decode_inner(&mut self, jpeg: &[u8]) -> Result<(), DecodeError> {
+        let Decoded { width, height, out } = self.decode_pixels(jpeg)?;
+        let even_width = width.next_multiple_of(2);
+        self.frame.width = even_width;
+        self.frame.height = height;
+        self.frame
+            .data
+            .resize(even_width as usize * 2 * height as usize, 0);
+        match out {
+            ColorSpace::Luma => {
+                pack_luma_full_to_yuyv_limited(&self.pixels, width as usize, &mut self.frame.data)
+            }
+            _ => rgb::rgb_to_yuyv_limited(
+                &self.pixels,
+                width,
+                height,
+                &mut self.rgb_scratch,
+                &mut self.frame.data,
+            )?,
+        }
+        Ok(())
+    }
+
+    /// Checks and decodes `jpeg` into `self.pixels` (RGB, or luma for grayscale JPEGs).
+    fn decode_pixels(&mut self, jpeg: &[u8]) -> Result<Decoded, DecodeError> {
         check_ends_with_eoi(jpeg)?;
         let mut decoder =
             JpegDecoder::new_with_options(ZCursor::new(jpeg), zune_options(ColorSpace::RGB));
@@ -167,27 +234,14 @@ impl Decoder {
         let needed = (width as usize) * (height as usize) * out.num_components();
         self.pixels.resize(needed, 0);
         decoder.decode_into(&mut self.pixels).map_err(corrupt)?;
-
-        let even_width = width.next_multiple_of(2);
-        self.frame.width = even_width;
-        self.frame.height = height;
-        self.frame
-            .data
-            .resize(even_width as usize * 2 * height as usize, 0);
-        match out {
-            ColorSpace::Luma => {
-                pack_luma_full_to_yuyv_limited(&self.pixels, width as usize, &mut self.frame.data)
-            }
-            _ => rgb::rgb_to_yuyv_limited(
-                &self.pixels,
-                width,
-                height,
-                &mut self.rgb_scratch,
-                &mut self.frame.data,
-            )?,
-        }
-        Ok(())
+        Ok(Decoded { width, height, out })
     }
+}
+
+/// Grey samples -> grey RGB (each sample three times), reusing `rgb`'s allocation.
+fn widen_luma_to_rgb(luma: &[u8], rgb: &mut Vec<u8>) {
+    rgb.clear();
+    rgb.extend(luma.iter().flat_map(|&y| [y, y, y]));
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use yuvutils_rs::{
 
 /// Reused intermediates: planar 4:2:2 and, for odd widths, an RGB copy one column wider.
 #[derive(Debug, Default)]
-pub(super) struct Scratch {
+pub(crate) struct Scratch {
     padded_rgb: Vec<u8>,
     y: Vec<u8>,
     u: Vec<u8>,
@@ -37,7 +37,7 @@ fn pad_odd_width(rgb: &[u8], width: usize, padded: &mut Vec<u8>) {
 }
 
 /// `rgb` is `width * height` packed RGB; `yuyv` is the even-width output frame.
-pub(super) fn rgb_to_yuyv_limited(
+pub(crate) fn rgb_to_yuyv_limited(
     rgb: &[u8],
     width: u32,
     height: u32,

@@ -373,3 +373,55 @@ proptest! {
         assert_no_panic(Decoder::new().decode(&bytes));
     }
 }
+
+#[test]
+fn decode_rgb_lends_the_rgb_intermediate() {
+    let mut decoder = Decoder::new();
+    let jpeg = encode_rgb(
+        &solid([200, 40, 10], 16, 8),
+        16,
+        8,
+        SamplingFactor::F_1_1,
+        100,
+    );
+    let view = decoder.decode_rgb(&jpeg).expect("decodes");
+    assert_eq!(
+        (view.width, view.height, view.pixels.len()),
+        (16, 8, 16 * 8 * 3)
+    );
+    for px in view.pixels.chunks_exact(3) {
+        assert!(px[0].abs_diff(200) <= 3 && px[1].abs_diff(40) <= 3 && px[2].abs_diff(10) <= 3);
+    }
+    assert!(
+        decoder.frame().data.is_empty(),
+        "the YUYV frame is untouched"
+    );
+}
+
+#[test]
+fn decode_rgb_widens_grayscale_to_grey_rgb() {
+    let view_len = {
+        let mut decoder = Decoder::new();
+        let view = decoder
+            .decode_rgb(&encode_gray(&[128; 9 * 5], 9, 5))
+            .expect("decodes");
+        assert!(
+            view.pixels
+                .chunks_exact(3)
+                .all(|p| p[0] == p[1] && p[1] == p[2] && p[0].abs_diff(128) <= 2)
+        );
+        view.pixels.len()
+    };
+    assert_eq!(view_len, 9 * 5 * 3);
+}
+
+#[test]
+fn decode_rgb_rejects_what_decode_rejects() {
+    let mut decoder = Decoder::new();
+    assert!(decoder.decode_rgb(&[]).is_err());
+    let jpeg = encode_rgb(&gradient(16, 16), 16, 16, SamplingFactor::F_2_1, 90);
+    assert!(matches!(
+        decoder.decode_rgb(&with_size(&jpeg, 4097, 16)),
+        Err(DecodeError::TooLarge { .. })
+    ));
+}
