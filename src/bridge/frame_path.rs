@@ -4,14 +4,17 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::Sender;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, info, warn};
 
+use super::idle::{IdleFrame, IdleSchedule};
 use super::mailbox::{Mailbox, Taken};
 use super::stats::{Stats, bump, read};
 use crate::decode::Decoder;
+use crate::decode::YuyvFrame;
 use crate::frames::CompleteFrame;
+use crate::picture::Framer;
 use crate::sinks::{OutFrame, Sink, SinkError};
 use crate::snapshot::SnapshotWriter;
 
@@ -46,6 +49,9 @@ impl SnapshotRequests {
 pub struct FramePath {
     pub sink: Box<dyn Sink>,
     pub decoder: Decoder,
+    /// For outputs with a fixed geometry (cameras): scales every scope
+    /// picture to it, and keeps the output alive while the scope is silent.
+    pub camera: Option<Camera>,
     pub snapshots: SnapshotWriter,
     pub snapshot_requests: Arc<SnapshotRequests>,
     pub stats: Arc<Stats>,
@@ -53,6 +59,15 @@ pub struct FramePath {
     /// Buffers go back to the reassembler for reuse.
     pub recycle: Sender<Vec<u8>>,
 }
+
+/// What a fixed-geometry output needs besides the decoder.
+pub struct Camera {
+    pub framer: Framer,
+    pub idle: IdleSchedule,
+}
+
+/// The longest the frame path sleeps without checking the mailbox's state.
+const MAX_WAIT: Duration = Duration::from_millis(200);
 
 enum Step {
     Continue,
@@ -64,17 +79,56 @@ impl FramePath {
     /// reached, or the output goes away. Flushes the sink before returning.
     pub fn run(mut self, mailbox: &Mailbox<CompleteFrame>) -> Result<PathEnd, SinkError> {
         let end = loop {
-            match mailbox.take(Duration::from_millis(200)) {
-                Taken::Item(frame) => match self.handle(frame)? {
-                    Step::Continue => {}
-                    Step::End(end) => break end,
-                },
-                Taken::Empty => {}
+            let step = match mailbox.take(self.wait()) {
+                Taken::Item(frame) => self.handle(frame)?,
+                Taken::Empty => self.write_idle_frame()?,
                 Taken::Closed => break PathEnd::Closed,
+            };
+            if let Step::End(end) = step {
+                break end;
             }
         };
         match self.sink.flush() {
             Ok(()) | Err(SinkError::Closed { .. }) => Ok(end),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// How long to wait for a scope frame before an idle frame is due.
+    fn wait(&self) -> Duration {
+        match &self.camera {
+            Some(camera) => camera.idle.wait(Instant::now()).min(MAX_WAIT),
+            None => MAX_WAIT,
+        }
+    }
+
+    /// Keeps a camera output alive: the last picture during a short stall,
+    /// then "no signal". Outputs without a fixed geometry get nothing.
+    fn write_idle_frame(&mut self) -> Result<Step, SinkError> {
+        let Some(camera) = &mut self.camera else {
+            return Ok(Step::Continue);
+        };
+        let was_no_signal = camera.idle.showing_no_signal();
+        let picture: &YuyvFrame = match camera.idle.on_idle(Instant::now()) {
+            IdleFrame::Nothing => return Ok(Step::Continue),
+            IdleFrame::RepeatLast => camera.framer.last_or_no_signal(),
+            IdleFrame::NoSignal => {
+                if !was_no_signal {
+                    info!("camera shows \"no signal\" until the scope sends pictures");
+                }
+                camera.framer.no_signal()
+            }
+        };
+        let idle = OutFrame {
+            jpeg: &[],
+            yuyv: Some(picture),
+        };
+        match self.sink.write(&idle) {
+            Ok(()) => {
+                bump(&self.stats.idle_frames);
+                Ok(Step::Continue)
+            }
+            Err(SinkError::Closed { .. }) => Ok(Step::End(PathEnd::OutputClosed)),
             Err(e) => Err(e),
         }
     }
@@ -86,8 +140,13 @@ impl FramePath {
     }
 
     fn write(&mut self, jpeg: &[u8]) -> Result<Step, SinkError> {
-        let yuyv = if self.sink.needs_yuyv() {
-            match self.decoder.decode(jpeg) {
+        let decoded = match &mut self.camera {
+            Some(camera) => Some(camera.framer.frame_jpeg(&mut self.decoder, jpeg)),
+            None if self.sink.needs_yuyv() => Some(self.decoder.decode(jpeg)),
+            None => None,
+        };
+        let yuyv = if let Some(decoded) = decoded {
+            match decoded {
                 Ok(picture) => Some(picture),
                 Err(e) => {
                     let errors = self.stats.decode_errors.fetch_add(1, Ordering::Relaxed);
@@ -105,7 +164,12 @@ impl FramePath {
             None
         };
         match self.sink.write(&OutFrame { jpeg, yuyv }) {
-            Ok(()) => bump(&self.stats.frames_written),
+            Ok(()) => {
+                bump(&self.stats.frames_written);
+                if let Some(camera) = &mut self.camera {
+                    camera.idle.on_scope_frame(Instant::now());
+                }
+            }
             Err(SinkError::Closed { .. }) => {
                 info!("the output was closed by its reader; stopping");
                 return Ok(Step::End(PathEnd::OutputClosed));
@@ -142,5 +206,135 @@ impl FramePath {
             }
             Err(e) => warn!("snapshot not saved: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::picture::{Geometry, Placement, Rotation};
+    use std::sync::Mutex;
+
+    /// A camera-like sink that remembers what it was given.
+    struct FakeCamera {
+        written: Arc<Mutex<Vec<(bool, YuyvFrame)>>>,
+    }
+
+    impl Sink for FakeCamera {
+        fn describe(&self) -> String {
+            "fake camera".into()
+        }
+        fn needs_yuyv(&self) -> bool {
+            true
+        }
+        fn fixed_geometry(&self) -> Option<(u32, u32)> {
+            Some((64, 48))
+        }
+        fn write(&mut self, frame: &OutFrame<'_>) -> Result<(), SinkError> {
+            let picture = frame.yuyv.expect("a camera always gets pixels").clone();
+            self.written
+                .lock()
+                .unwrap()
+                .push((frame.jpeg.is_empty(), picture));
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), SinkError> {
+            Ok(())
+        }
+    }
+
+    fn white_jpeg(width: u16, height: u16) -> Vec<u8> {
+        let mut out = Vec::new();
+        let rgb = vec![255u8; usize::from(width) * usize::from(height) * 3];
+        jpeg_encoder::Encoder::new(&mut out, 90)
+            .encode(&rgb, width, height, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        out
+    }
+
+    fn camera_path(written: Arc<Mutex<Vec<(bool, YuyvFrame)>>>) -> FramePath {
+        let (recycle, _) = std::sync::mpsc::channel();
+        FramePath {
+            sink: Box::new(FakeCamera { written }),
+            decoder: Decoder::new(),
+            camera: Some(Camera {
+                framer: Framer::new(Placement {
+                    rotation: Rotation::None,
+                    mirror: false,
+                    output: Geometry {
+                        width: 64,
+                        height: 48,
+                    },
+                }),
+                idle: IdleSchedule::new(20, Duration::from_millis(150)),
+            }),
+            snapshots: SnapshotWriter::new(std::env::temp_dir().join("scopecam-unused")),
+            snapshot_requests: Arc::new(SnapshotRequests::default()),
+            stats: Arc::new(Stats::default()),
+            frame_limit: None,
+            recycle,
+        }
+    }
+
+    #[test]
+    fn camera_output_is_live_before_during_and_after_the_scope() {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let path = camera_path(written.clone());
+        let stats = path.stats.clone();
+        let mailbox = Arc::new(Mailbox::new());
+        let runner = {
+            let mailbox = mailbox.clone();
+            std::thread::spawn(move || path.run(&mailbox))
+        };
+        let wait_until = |what: &str, check: &dyn Fn(&[(bool, YuyvFrame)]) -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !check(&written.lock().unwrap()) {
+                assert!(Instant::now() < deadline, "timed out waiting for {what}");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        wait_until("no-signal before any scope frame", &|w| !w.is_empty());
+        let no_signal = written.lock().unwrap()[0].1.clone();
+        assert_eq!((no_signal.width, no_signal.height), (64, 48));
+
+        // A 4:3 scope frame of another size is framed to 64x48.
+        mailbox.put(CompleteFrame {
+            frame_id: 1,
+            jpeg: white_jpeg(32, 32),
+        });
+        wait_until("the scope frame", &|w| w.iter().any(|(idle, _)| !idle));
+        let scope = written
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(idle, _)| !idle)
+            .unwrap()
+            .1
+            .clone();
+        assert_ne!(scope.data, no_signal.data);
+        assert_eq!(scope.data.len(), 64 * 2 * 48);
+        // Letterboxed: a square picture in a 4:3 frame has black bars left and right.
+        assert_eq!(&scope.data[..4], &[16, 128, 16, 128]);
+        assert!(scope.data[64] > 200, "content in the middle is white");
+
+        // Silence: first the last picture is repeated, then "no signal".
+        wait_until("no-signal after the stall", &|w| {
+            w.last()
+                .is_some_and(|(idle, p)| *idle && p.data == no_signal.data)
+        });
+        let frames = written.lock().unwrap().clone();
+        let first_scope = frames.iter().position(|(idle, _)| !idle).unwrap();
+        assert!(
+            frames[first_scope + 1].1.data == scope.data,
+            "a short stall repeats the last picture first"
+        );
+        mailbox.close();
+        assert_eq!(runner.join().unwrap().unwrap(), PathEnd::Closed);
+        assert_eq!(
+            read(&stats.frames_written),
+            1,
+            "idle frames are not scope frames"
+        );
+        assert!(read(&stats.idle_frames) >= 2);
     }
 }

@@ -22,9 +22,11 @@ use crate::link::LinkConfig;
 use crate::link::button::ButtonLink;
 use crate::link::socket::{SocketError, open_udp};
 use crate::link::video::VideoLink;
+use crate::picture::{Framer, Geometry, Placement, Rotation};
 use crate::sinks::{self, SinkError, SinkOptions};
 use crate::snapshot::SnapshotWriter;
-use frame_path::{FramePath, PathEnd, SnapshotRequests};
+use frame_path::{Camera, FramePath, PathEnd, SnapshotRequests};
+use idle::IdleSchedule;
 use mailbox::Mailbox;
 use stats::{Stats, Summary, Totals};
 
@@ -85,9 +87,18 @@ pub async fn run(
     let snapshot_requests = Arc::new(SnapshotRequests::default());
     let (recycle_tx, recycle_rx) = std::sync::mpsc::channel();
 
+    let camera = sink.fixed_geometry().map(|(width, height)| Camera {
+        framer: Framer::new(Placement {
+            rotation: Rotation::from_degrees(settings.rotation).unwrap_or(Rotation::None),
+            mirror: settings.mirror,
+            output: Geometry { width, height },
+        }),
+        idle: IdleSchedule::new(settings.no_signal_fps, settings.hold_last_frame),
+    });
     let frame_path = FramePath {
         sink,
         decoder: Decoder::new(),
+        camera,
         snapshots: SnapshotWriter::new(settings.resolved_snapshot_dir()),
         snapshot_requests: snapshot_requests.clone(),
         stats: stats.clone(),

@@ -21,8 +21,10 @@ pub struct Stats {
     pub frames_complete: AtomicU64,
     /// Complete frames replaced by a newer one before the frame path took them.
     pub frames_skipped: AtomicU64,
-    /// Frames written to the sink.
+    /// Scope frames written to the sink.
     pub frames_written: AtomicU64,
+    /// Repeated or "no signal" pictures written while the scope was silent.
+    pub idle_frames: AtomicU64,
     /// Complete frames whose JPEG did not decode.
     pub decode_errors: AtomicU64,
     /// Frames the sink refused (e.g. another size than the stream's).

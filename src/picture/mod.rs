@@ -178,6 +178,15 @@ impl Framer {
     pub fn last(&self) -> Option<&YuyvFrame> {
         self.has_last.then_some(&self.canvas.output)
     }
+
+    /// The last picture to repeat during a stall, or "no signal" if there is none.
+    pub fn last_or_no_signal(&mut self) -> &YuyvFrame {
+        if self.has_last {
+            &self.canvas.output
+        } else {
+            self.no_signal()
+        }
+    }
 }
 
 impl Canvas {

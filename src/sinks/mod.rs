@@ -36,6 +36,12 @@ pub trait Sink: Send {
     fn describe(&self) -> String;
     /// Whether this sink needs decoded YUYV (false = the pipeline may skip decoding).
     fn needs_yuyv(&self) -> bool;
+    /// The one size a camera output accepts, set before the first frame; the
+    /// pipeline then scales every picture to it and keeps the output alive
+    /// while the scope is silent. `None`: the output takes the scope's size.
+    fn fixed_geometry(&self) -> Option<(u32, u32)> {
+        None
+    }
     /// Write one frame. [`SinkError::GeometryChanged`] and [`SinkError::MissingYuyv`]
     /// concern this frame only: the sink stays usable. [`SinkError::Closed`] means stop.
     fn write(&mut self, frame: &OutFrame<'_>) -> Result<(), SinkError>;
