@@ -215,9 +215,12 @@ mod tests {
     use crate::picture::{Geometry, Placement, Rotation};
     use std::sync::Mutex;
 
+    /// Every frame a sink got: (was it an idle frame, the picture).
+    type Written = Arc<Mutex<Vec<(bool, YuyvFrame)>>>;
+
     /// A camera-like sink that remembers what it was given.
     struct FakeCamera {
-        written: Arc<Mutex<Vec<(bool, YuyvFrame)>>>,
+        written: Written,
     }
 
     impl Sink for FakeCamera {
@@ -252,7 +255,7 @@ mod tests {
         out
     }
 
-    fn camera_path(written: Arc<Mutex<Vec<(bool, YuyvFrame)>>>) -> FramePath {
+    fn camera_path(written: Written) -> FramePath {
         let (recycle, _) = std::sync::mpsc::channel();
         FramePath {
             sink: Box::new(FakeCamera { written }),
@@ -278,7 +281,7 @@ mod tests {
 
     #[test]
     fn camera_output_is_live_before_during_and_after_the_scope() {
-        let written = Arc::new(Mutex::new(Vec::new()));
+        let written: Written = Arc::new(Mutex::new(Vec::new()));
         let path = camera_path(written.clone());
         let stats = path.stats.clone();
         let mailbox = Arc::new(Mailbox::new());
@@ -286,14 +289,14 @@ mod tests {
             let mailbox = mailbox.clone();
             std::thread::spawn(move || path.run(&mailbox))
         };
-        let wait_until = |what: &str, check: &dyn Fn(&[(bool, YuyvFrame)]) -> bool| {
+        let wait_until = |what: &str, check: fn(&[(bool, YuyvFrame)]) -> bool| {
             let deadline = Instant::now() + Duration::from_secs(20);
             while !check(&written.lock().unwrap()) {
                 assert!(Instant::now() < deadline, "timed out waiting for {what}");
                 std::thread::sleep(Duration::from_millis(5));
             }
         };
-        wait_until("no-signal before any scope frame", &|w| !w.is_empty());
+        wait_until("no-signal before any scope frame", |w| !w.is_empty());
         let no_signal = written.lock().unwrap()[0].1.clone();
         assert_eq!((no_signal.width, no_signal.height), (64, 48));
 
@@ -302,7 +305,7 @@ mod tests {
             frame_id: 1,
             jpeg: white_jpeg(32, 32),
         });
-        wait_until("the scope frame", &|w| w.iter().any(|(idle, _)| !idle));
+        wait_until("the scope frame", |w| w.iter().any(|(idle, _)| !idle));
         let scope = written
             .lock()
             .unwrap()
