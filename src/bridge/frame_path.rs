@@ -255,6 +255,14 @@ mod tests {
         out
     }
 
+    fn wait_until(written: &Written, what: &str, check: impl Fn(&[(bool, YuyvFrame)]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !check(&written.lock().unwrap()) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     fn camera_path(written: Written) -> FramePath {
         let (recycle, _) = std::sync::mpsc::channel();
         FramePath {
@@ -289,14 +297,9 @@ mod tests {
             let mailbox = mailbox.clone();
             std::thread::spawn(move || path.run(&mailbox))
         };
-        let wait_until = |what: &str, check: fn(&[(bool, YuyvFrame)]) -> bool| {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while !check(&written.lock().unwrap()) {
-                assert!(Instant::now() < deadline, "timed out waiting for {what}");
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        };
-        wait_until("no-signal before any scope frame", |w| !w.is_empty());
+        wait_until(&written, "no-signal before any scope frame", |w| {
+            !w.is_empty()
+        });
         let no_signal = written.lock().unwrap()[0].1.clone();
         assert_eq!((no_signal.width, no_signal.height), (64, 48));
 
@@ -305,7 +308,9 @@ mod tests {
             frame_id: 1,
             jpeg: white_jpeg(32, 32),
         });
-        wait_until("the scope frame", |w| w.iter().any(|(idle, _)| !idle));
+        wait_until(&written, "the scope frame", |w| {
+            w.iter().any(|(idle, _)| !idle)
+        });
         let scope = written
             .lock()
             .unwrap()
@@ -321,7 +326,7 @@ mod tests {
         assert!(scope.data[64] > 200, "content in the middle is white");
 
         // Silence: first the last picture is repeated, then "no signal".
-        wait_until("no-signal after the stall", &|w| {
+        wait_until(&written, "no-signal after the stall", |w| {
             w.last()
                 .is_some_and(|(idle, p)| *idle && p.data == no_signal.data)
         });
