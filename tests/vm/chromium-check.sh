@@ -5,7 +5,8 @@
 # Prints one line "CHROMIUM_RESULT {json}" and exits 0 when the label is
 # listed (and, if given, the centre region's colour is within TOLERANCE,
 # default 40, on every channel). A producer must already be writing.
-# Env: CHROMIUM_TIMEOUT (s, default 150), CHROMIUM_LOG (stderr log path).
+# Env: CHROMIUM_TIMEOUT (s, default 150), CHROMIUM_LOG (stderr log path),
+#      CHROMIUM_EXTRA_FLAGS (appended to the command line, word-split).
 set -euo pipefail
 WANT_LABEL="${1:?usage: $0 EXPECTED_LABEL [R,G,B [TOLERANCE]]}"
 WANT_RGB="${2:-}"
@@ -20,15 +21,20 @@ T0=$(date +%s.%N)
 #   nothing there. --use-fake-ui-for-media-stream: auto-accept the camera
 #   prompt (the *device* stays real; not --use-fake-device-for-media-stream).
 # The rest keep Chromium from reaching for the network or doing background work.
-chromium --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage \
+# setsid: its own process group, so cleanup can end the zygote/renderer/gpu
+# children too (by group id) instead of leaving them spinning under TCG.
+# shellcheck disable=SC2086
+setsid chromium --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage \
     --use-fake-ui-for-media-stream --autoplay-policy=no-user-gesture-required \
     --disable-background-networking --disable-component-update --disable-sync \
     --disable-default-apps --disable-extensions --no-first-run --no-default-browser-check \
     --disable-features=MediaRouter,OptimizationHints,Translate \
     --user-data-dir="$PROFILE" --enable-logging=stderr --v=0 \
+    ${CHROMIUM_EXTRA_FLAGS:-} \
     "file://$HERE/chromium-camera.html?label=$WANT_LABEL" >"$LOG" 2>&1 &
 PID=$!
-cleanup() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$PROFILE"; }
+# SIGKILL: a clean Chromium shutdown takes many seconds under TCG, for nothing.
+cleanup() { kill -KILL -- "-$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$PROFILE"; }
 trap cleanup EXIT
 
 json=""

@@ -129,8 +129,8 @@ umount $R$scopecam_results 2>/dev/null
 poweroff -f
 EOF
     chmod +x "$tmp/init"
-    (cd "$tmp" && find . | cpio -o -H newc --quiet | gzip -1) > "$INITRD.tmp"
-    mv "$INITRD.tmp" "$INITRD"
+    (cd "$tmp" && find . | cpio -o -H newc --quiet | gzip -1) > "$INITRD.$$"
+    mv "$INITRD.$$" "$INITRD"  # atomic: parallel runs may race here
     rm -rf "$tmp"
     printf 'run.sh: built %s (%s) in %.1f s\n' "$INITRD" "$(du -h "$INITRD" | cut -f1)" \
         "$(echo "$(date +%s.%N) - $t0" | bc)"
