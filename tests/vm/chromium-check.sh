@@ -34,7 +34,12 @@ setsid chromium --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usag
     "file://$HERE/chromium-camera.html?label=$WANT_LABEL" >"$LOG" 2>&1 &
 PID=$!
 # SIGKILL: a clean Chromium shutdown takes many seconds under TCG, for nothing.
-cleanup() { kill -KILL -- "-$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$PROFILE"; }
+cleanup() {
+    kill -KILL -- "-$PID" 2>/dev/null || true
+    wait "$PID" 2>/dev/null || true
+    rm -rf "$PROFILE"
+    printf 'chromium-check: done after %.1f s\n' "$(echo "$(date +%s.%N) - $T0" | bc)" >&2
+}
 trap cleanup EXIT
 
 json=""
@@ -55,7 +60,9 @@ if [[ -z "$json" ]]; then
     exit 1
 fi
 # Judge in python: label match (done in the page) and the colour check.
-python3 - "$json" "$WANT_RGB" "$TOL" "$secs" "$LOG" <<'PY'
+# /usr/bin/python3, not a pyenv shim on PATH: the shim adds ~1 s under TCG.
+PY=/usr/bin/python3; [[ -x $PY ]] || PY=python3
+"$PY" - "$json" "$WANT_RGB" "$TOL" "$secs" "$LOG" <<'PY'
 import json, sys
 r = json.loads(sys.argv[1]); want, tol = sys.argv[2], int(sys.argv[3])
 r["seconds"] = round(float(sys.argv[4]), 1); r["log"] = sys.argv[5]

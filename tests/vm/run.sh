@@ -151,7 +151,7 @@ mkdir -p "$CTL"
     printf 'export SCOPECAM_VM_MODULE_VERSION=%q\n' "$MODVER"
     printf 'export SCOPECAM_VM_UINPUT=%q\n' "$UINPUT"
     # the script's own time limit, a bit inside the VM's so rc still comes out
-    printf 'export SCOPECAM_VM_SCRIPT_TIMEOUT=%q\n' "$((TIMEOUT > 60 ? TIMEOUT - 30 : TIMEOUT))"
+    printf 'export SCOPECAM_VM_SCRIPT_TIMEOUT=%q\n' "$((TIMEOUT > 60 ? TIMEOUT - 30 : TIMEOUT * 2 / 3))"
     printf 'SCOPECAM_VM_ARGV=(%s)\n' "$(printf '%q ' "$SCRIPT" "$@")"
 } > "$CTL/env"
 rm -f "$CTL/rc"
