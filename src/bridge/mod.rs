@@ -21,7 +21,7 @@ use crate::link::LinkConfig;
 use crate::link::button::ButtonLink;
 use crate::link::socket::{SocketError, open_udp};
 use crate::link::video::VideoLink;
-use crate::sinks::{self, SinkError, SinkOptions};
+use crate::sinks::{self, SinkError, SinkOptions, SinkSpec, V4l2Target};
 use crate::snapshot::SnapshotWriter;
 use frame_path::{FramePath, PathEnd, SnapshotRequests};
 use mailbox::Mailbox;
@@ -60,6 +60,27 @@ impl LinkConfig {
     }
 }
 
+/// The output to open: a plain `v4l2` output takes the `device` setting when one is given.
+fn output_spec(settings: &Settings) -> SinkSpec {
+    match (&settings.output, &settings.device) {
+        (SinkSpec::V4l2(V4l2Target::Auto), Some(device)) => {
+            SinkSpec::V4l2(V4l2Target::Device(device.clone()))
+        }
+        (spec, _) => spec.clone(),
+    }
+}
+
+fn sink_options(settings: &Settings) -> SinkOptions {
+    SinkOptions {
+        fps_hint: settings.fps_hint,
+        width: settings.width,
+        height: settings.height,
+        fps: settings.fps_hint,
+        card_label: settings.card_label.clone(),
+        create_device: settings.create_device,
+    }
+}
+
 /// Runs one bridge until `shutdown` is set to true (by a signal), the frame
 /// limit is reached or the output is closed. Always sends the stop packet.
 pub async fn run(
@@ -68,13 +89,8 @@ pub async fn run(
     shutdown: Arc<watch::Sender<bool>>,
 ) -> Result<BridgeReport, BridgeError> {
     let link = LinkConfig::from_settings(settings);
-    let sink = sinks::open(
-        &settings.output,
-        &SinkOptions {
-            fps_hint: settings.fps_hint,
-        },
-    )
-    .map_err(BridgeError::OpenOutput)?;
+    let sink = sinks::open(&output_spec(settings), &sink_options(settings))
+        .map_err(BridgeError::OpenOutput)?;
     let video_socket = open_udp(link.interface.as_deref())?;
     let button_socket = open_udp(link.interface.as_deref())?;
     info!(output = %sink.describe(), "bridge started");
