@@ -374,21 +374,7 @@ impl RawSettings {
                 format!("{} is outside 1..=30", self.no_signal_fps),
             ));
         }
-        let key_ok = self.key == "none"
-            || (self.key.starts_with("KEY_")
-                && self.key.len() > 4
-                && self.key[4..]
-                    .chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'));
-        if !key_ok {
-            return Err(bad(
-                "key",
-                format!(
-                    "'{}' is not an evdev key name like KEY_CAMERA, or none",
-                    self.key
-                ),
-            ));
-        }
+        crate::button::key::parse_key(&self.key).map_err(|e| bad("key", e.to_string()))?;
         Ok(())
     }
 }

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::button::ButtonTracker;
+use crate::button::key::{KeyOutput, NullKey, open_key};
 use crate::config::Settings;
 use crate::decode::Decoder;
 use crate::frames::{Reassembler, ReassemblyLimits};
@@ -23,7 +24,7 @@ use crate::link::button::ButtonLink;
 use crate::link::socket::{SocketError, open_udp};
 use crate::link::video::VideoLink;
 use crate::picture::{Framer, Geometry, Placement, Rotation};
-use crate::sinks::{self, SinkError, SinkOptions};
+use crate::sinks::{self, SinkError, SinkOptions, SinkSpec, V4l2Target};
 use crate::snapshot::SnapshotWriter;
 use frame_path::{Camera, FramePath, PathEnd, SnapshotRequests};
 use idle::IdleSchedule;
@@ -63,6 +64,27 @@ impl LinkConfig {
     }
 }
 
+/// The output to open: a plain `v4l2` output takes the `device` setting when one is given.
+fn output_spec(settings: &Settings) -> SinkSpec {
+    match (&settings.output, &settings.device) {
+        (SinkSpec::V4l2(V4l2Target::Auto), Some(device)) => {
+            SinkSpec::V4l2(V4l2Target::Device(device.clone()))
+        }
+        (spec, _) => spec.clone(),
+    }
+}
+
+fn sink_options(settings: &Settings) -> SinkOptions {
+    SinkOptions {
+        fps_hint: settings.fps_hint,
+        width: settings.width,
+        height: settings.height,
+        fps: settings.fps_hint,
+        card_label: settings.card_label.clone(),
+        create_device: settings.create_device,
+    }
+}
+
 /// Runs one bridge until `shutdown` is set to true (by a signal), the frame
 /// limit is reached or the output is closed. Always sends the stop packet.
 pub async fn run(
@@ -71,13 +93,8 @@ pub async fn run(
     shutdown: Arc<watch::Sender<bool>>,
 ) -> Result<BridgeReport, BridgeError> {
     let link = LinkConfig::from_settings(settings);
-    let sink = sinks::open(
-        &settings.output,
-        &SinkOptions {
-            fps_hint: settings.fps_hint,
-        },
-    )
-    .map_err(BridgeError::OpenOutput)?;
+    let sink = sinks::open(&output_spec(settings), &sink_options(settings))
+        .map_err(BridgeError::OpenOutput)?;
     let video_socket = open_udp(link.interface.as_deref())?;
     let button_socket = open_udp(link.interface.as_deref())?;
     info!(output = %sink.describe(), "bridge started");
@@ -131,12 +148,21 @@ pub async fn run(
         recycled: recycle_rx,
         stats: &stats,
     };
+    let mut key = open_key_or_warn(&settings.key);
+    let mut key_failed = false;
     let button = ButtonLink {
         config: &link,
         socket: button_socket,
         tracker: ButtonTracker::new(),
         stats: &stats,
-        on_press: |presses| snapshot_requests.add(presses),
+        on_press: |presses| {
+            snapshot_requests.add(presses);
+            if let Err(e) = key.press(presses) {
+                if !std::mem::replace(&mut key_failed, true) {
+                    warn!("{e}");
+                }
+            }
+        },
     };
     tokio::join!(
         video.run(shutdown.subscribe()),
@@ -157,6 +183,21 @@ pub async fn run(
     };
     info!("stopped: {summary}");
     Ok(BridgeReport { end, totals })
+}
+
+/// The configured key, or no key (with one warning) when uinput is out of
+/// reach: the button still takes snapshots and the video goes on.
+fn open_key_or_warn(name: &str) -> Box<dyn KeyOutput> {
+    match open_key(name) {
+        Ok(key) => {
+            info!("button presses {}", key.describe());
+            key
+        }
+        Err(e) => {
+            warn!("{e}; the button will only take snapshots");
+            Box::new(NullKey)
+        }
+    }
 }
 
 /// Logs one summary line every `every` until shutdown.

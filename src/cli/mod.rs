@@ -52,7 +52,8 @@ pub struct RunArgs {
     /// Bind both sockets to this network interface (the scope's enx... NIC).
     #[arg(long, value_name = "IFACE")]
     pub interface: Option<String>,
-    /// Where frames go: y4m:PATH, mjpeg:PATH ('-' is stdout) or null [default: null].
+    /// Where frames go: v4l2 (the webcam labelled card_label), v4l2:/dev/videoN,
+    /// y4m:PATH, mjpeg:PATH ('-' is stdout) or null [default: null].
     #[arg(long, value_name = "SINK")]
     pub output: Option<String>,
     /// Exit 0 after N frames from the scope have been written.

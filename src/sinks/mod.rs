@@ -3,15 +3,17 @@
 //! A sink is opened once at startup from a [`SinkSpec`] (parsed from the command line,
 //! e.g. `y4m:-`), then gets every frame as an [`OutFrame`]: the original JPEG bytes and,
 //! when the sink asked for it with [`Sink::needs_yuyv`], the decoded YUYV picture. The
-//! pipeline skips decoding when no sink needs YUYV. A v4l2loopback sink fits the same
-//! shape: fixed geometry from its first frame (or from startup), YUYV, JPEG for pass-through.
+//! pipeline skips decoding when no sink needs YUYV. The v4l2loopback sink (`v4l2`) has a
+//! fixed geometry from startup ([`Sink::fixed_geometry`]): the pipeline scales to it.
 
 mod mjpeg;
 mod null;
+pub mod v4l2;
 mod y4m;
 
 pub use mjpeg::MjpegSink;
 pub use null::NullSink;
+pub use v4l2::{V4l2Error, V4l2Sink};
 pub use y4m::Y4mSink;
 
 use crate::decode::YuyvFrame;
@@ -36,16 +38,17 @@ pub trait Sink: Send {
     fn describe(&self) -> String;
     /// Whether this sink needs decoded YUYV (false = the pipeline may skip decoding).
     fn needs_yuyv(&self) -> bool;
-    /// The one size a camera output accepts, set before the first frame; the
-    /// pipeline then scales every picture to it and keeps the output alive
-    /// while the scope is silent. `None`: the output takes the scope's size.
-    fn fixed_geometry(&self) -> Option<(u32, u32)> {
-        None
-    }
     /// Write one frame. [`SinkError::GeometryChanged`] and [`SinkError::MissingYuyv`]
     /// concern this frame only: the sink stays usable. [`SinkError::Closed`] means stop.
     fn write(&mut self, frame: &OutFrame<'_>) -> Result<(), SinkError>;
     fn flush(&mut self) -> Result<(), SinkError>;
+    /// The size every frame must have, fixed at open (`None`: the sink follows the
+    /// stream). A sink with a fixed size is a camera: the pipeline scales/letterboxes
+    /// to it and keeps writing "no signal" frames while the scope is silent, because
+    /// apps give up on a camera that stops delivering.
+    fn fixed_geometry(&self) -> Option<(u32, u32)> {
+        None
+    }
 }
 
 /// Where a file-like sink writes.
@@ -56,11 +59,22 @@ pub enum OutputPath {
     File(PathBuf),
 }
 
-/// An output as given on the command line: `y4m:PATH`, `mjpeg:PATH` or `null`.
+/// Which v4l2loopback device the camera output writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum V4l2Target {
+    /// `v4l2`: the device labelled `card_label`, created at start when allowed.
+    Auto,
+    /// `v4l2:/dev/videoN`.
+    Device(PathBuf),
+}
+
+/// An output as given on the command line: `y4m:PATH`, `mjpeg:PATH`, `v4l2[:DEVICE]` or
+/// `null`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SinkSpec {
     Y4m(OutputPath),
     Mjpeg(OutputPath),
+    V4l2(V4l2Target),
     Null,
 }
 
@@ -69,23 +83,45 @@ pub enum SinkSpec {
 pub struct SinkOptions {
     /// Frame rate written into the y4m header (the scope does not announce one). Default 30.
     pub fps_hint: u32,
+    /// Camera (v4l2) size apps see, whatever the scope sends. Default 1280x720.
+    pub width: u32,
+    pub height: u32,
+    /// Camera frame rate announced with S_PARM. Default 30.
+    pub fps: u32,
+    /// Label of the loopback device to find (or create) for `v4l2`. Default "Borescope".
+    pub card_label: String,
+    /// Whether `v4l2` may create its device through v4l2loopback 0.13+'s control node.
+    pub create_device: bool,
 }
 
 impl Default for SinkOptions {
     fn default() -> Self {
-        Self { fps_hint: 30 }
+        Self {
+            fps_hint: 30,
+            width: 1280,
+            height: 720,
+            fps: 30,
+            card_label: "Borescope".to_owned(),
+            create_device: true,
+        }
     }
 }
 
 /// An output string that is not one of the accepted forms.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SinkSpecError {
-    #[error("unknown output '{0}': expected y4m:PATH, mjpeg:PATH or null ('-' is stdout)")]
+    #[error(
+        "unknown output '{0}': expected v4l2, v4l2:/dev/videoN, y4m:PATH, mjpeg:PATH or null \
+         ('-' is stdout)"
+    )]
     Unknown(String),
     #[error("output '{0}' has no path: give a file name, or '-' for stdout (e.g. '{0}-')")]
     MissingPath(String),
-    #[error("v4l2 output is not available in this build yet: use y4m:- and pipe it, for now")]
-    V4l2NotAvailable,
+    #[error(
+        "output 'v4l2:{0}' does not name a device node: use v4l2:/dev/videoN, or plain v4l2 \
+         to find the device by its label"
+    )]
+    BadV4l2Device(String),
 }
 
 /// Why a sink could not take a frame.
@@ -122,6 +158,9 @@ pub enum SinkError {
         len: usize,
         expected: usize,
     },
+    /// The camera output could not be opened (the message says how to fix it).
+    #[error(transparent)]
+    V4l2(#[from] V4l2Error),
 }
 
 impl SinkError {
@@ -148,6 +187,15 @@ fn parse_path(kind: &str, rest: &str) -> Result<OutputPath, SinkSpecError> {
     }
 }
 
+/// `/dev/video3` (any absolute path: udev symlinks like /dev/v4l/by-id/... work too).
+fn parse_v4l2_device(device: &str) -> Result<V4l2Target, SinkSpecError> {
+    if device.starts_with('/') && device.len() > 1 {
+        Ok(V4l2Target::Device(PathBuf::from(device)))
+    } else {
+        Err(SinkSpecError::BadV4l2Device(device.to_owned()))
+    }
+}
+
 impl FromStr for SinkSpec {
     type Err = SinkSpecError;
 
@@ -155,8 +203,11 @@ impl FromStr for SinkSpec {
         if s == "null" {
             return Ok(SinkSpec::Null);
         }
-        if s == "v4l2" || s.starts_with("v4l2:") {
-            return Err(SinkSpecError::V4l2NotAvailable);
+        if s == "v4l2" {
+            return Ok(SinkSpec::V4l2(V4l2Target::Auto));
+        }
+        if let Some(device) = s.strip_prefix("v4l2:") {
+            return parse_v4l2_device(device).map(SinkSpec::V4l2);
         }
         match s.split_once(':') {
             Some(("y4m", rest)) => parse_path("y4m", rest).map(SinkSpec::Y4m),
@@ -180,6 +231,8 @@ impl fmt::Display for SinkSpec {
         match self {
             SinkSpec::Y4m(path) => write!(f, "y4m:{path}"),
             SinkSpec::Mjpeg(path) => write!(f, "mjpeg:{path}"),
+            SinkSpec::V4l2(V4l2Target::Auto) => f.write_str("v4l2"),
+            SinkSpec::V4l2(V4l2Target::Device(path)) => write!(f, "v4l2:{}", path.display()),
             SinkSpec::Null => f.write_str("null"),
         }
     }
@@ -212,8 +265,8 @@ fn create_file(path: &Path) -> Result<File, SinkError> {
     })
 }
 
-/// Opens the output a spec names; files are created or truncated now, so a bad path fails
-/// at startup rather than on the first frame.
+/// Opens the output a spec names; files are created or truncated now, and the camera's
+/// format is set now, so a bad target fails at startup rather than on the first frame.
 pub fn open(spec: &SinkSpec, options: &SinkOptions) -> Result<Box<dyn Sink>, SinkError> {
     Ok(match spec {
         SinkSpec::Y4m(path) => Box::new(Y4mSink::new(
@@ -225,6 +278,7 @@ pub fn open(spec: &SinkSpec, options: &SinkOptions) -> Result<Box<dyn Sink>, Sin
             path.open()?,
             format!("mjpeg to {}", path.describe()),
         )),
+        SinkSpec::V4l2(target) => Box::new(V4l2Sink::open(target, options)?),
         SinkSpec::Null => Box::new(NullSink),
     })
 }

@@ -54,7 +54,14 @@ fn file_spec(dir: &tempfile::TempDir, name: &str, kind: fn(OutputPath) -> SinkSp
 fn y4m_header_and_planes_parse_back_to_the_yuyv_samples() {
     let dir = tempfile::tempdir().expect("temp dir");
     let spec = file_spec(&dir, "out.y4m", SinkSpec::Y4m);
-    let mut sink = open(&spec, &SinkOptions { fps_hint: 25 }).expect("opens");
+    let mut sink = open(
+        &spec,
+        &SinkOptions {
+            fps_hint: 25,
+            ..SinkOptions::default()
+        },
+    )
+    .expect("opens");
     assert!(sink.needs_yuyv());
     let frames = [frame(6, 4, 1), frame(6, 4, 99)];
     for f in &frames {
@@ -207,13 +214,41 @@ fn bad_specs_say_what_is_accepted() {
     let err = |s: &str| s.parse::<SinkSpec>().expect_err(s).to_string();
     assert_eq!(
         err("foo"),
-        "unknown output 'foo': expected y4m:PATH, mjpeg:PATH or null ('-' is stdout)"
+        "unknown output 'foo': expected v4l2, v4l2:/dev/videoN, y4m:PATH, mjpeg:PATH or null \
+         ('-' is stdout)"
     );
     assert!(err("y4m").starts_with("unknown output 'y4m'"));
     assert!(err("").starts_with("unknown output ''"));
     assert!(err("y4m:").contains("has no path"));
-    assert!(err("v4l2").contains("not available in this build yet"));
-    assert!(err("v4l2:/dev/video3").contains("not available in this build yet"));
+    for bad in ["v4l2:", "v4l2:video3", "v4l2:/"] {
+        assert!(
+            err(bad).contains("use v4l2:/dev/videoN"),
+            "{bad}: {}",
+            err(bad)
+        );
+    }
+    assert!(err("v4l2x").starts_with("unknown output"));
+}
+
+#[test]
+fn v4l2_specs_parse_to_auto_or_a_device() {
+    assert_eq!("v4l2".parse(), Ok(SinkSpec::V4l2(V4l2Target::Auto)));
+    assert_eq!(
+        "v4l2:/dev/video3".parse(),
+        Ok(SinkSpec::V4l2(V4l2Target::Device("/dev/video3".into())))
+    );
+    for text in ["v4l2", "v4l2:/dev/video10", "v4l2:/dev/v4l/by-id/x"] {
+        let spec: SinkSpec = text.parse().expect("valid spec");
+        assert_eq!(spec.to_string(), text);
+    }
+}
+
+#[test]
+fn only_the_camera_has_a_fixed_geometry() {
+    let sink = open(&SinkSpec::Null, &SinkOptions::default()).expect("opens");
+    assert_eq!(sink.fixed_geometry(), None);
+    let sink = open(&SinkSpec::Y4m(OutputPath::Stdout), &SinkOptions::default()).expect("opens");
+    assert_eq!(sink.fixed_geometry(), None);
 }
 
 #[test]
