@@ -18,6 +18,13 @@ T0=$(date +%s.%N)
 lap() { printf '[%6.2f s] %s\n' "$(echo "$(date +%s.%N) - $T0" | bc)" "$*"; }
 fail() { lap "FAIL: $*"; for f in "$OUT"/*.log; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
 PIDS=()
+# scopecam treats every SCOPECAM_* variable as a setting and rejects unknown
+# ones, so the harness's own SCOPECAM_VM_* variables are kept from it. (An
+# array, not a function: a backgrounded function is a subshell, and killing
+# that would leave scopecam running.)
+SCOPECAM=(env)
+for v in $(compgen -e | grep '^SCOPECAM_VM_'); do SCOPECAM+=(-u "$v"); done
+SCOPECAM+=("$BIN")
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
@@ -40,6 +47,9 @@ reference() { # JPEG W H FILTER OUT
         -vf "$4,scale=$2:$3:in_range=pc:out_range=tv:flags=bilinear,format=yuyv422" \
         -f rawvideo "$5"
 }
+
+# /dev/input/event* come from the evdev handler, loaded on any desktop.
+modprobe evdev
 
 # --- the camera device ---------------------------------------------------------
 case "$VER" in
@@ -69,13 +79,13 @@ snapshot_dir = "$OUT/snapshots"
 CONF
 }
 start_scope() { # JPEG
-    "$BIN" simulate --bind 127.0.0.1 --file "$1" --fps 15 --press-every 1 \
+    "${SCOPECAM[@]}" simulate --bind 127.0.0.1 --file "$1" --fps 15 --press-every 1 \
         >>"$OUT/simulator.log" 2>&1 &
     SIM=$!
     PIDS+=("$SIM")
 }
 start_bridge() {
-    RUST_LOG=scopecam=info "$BIN" run --config "$CONF" --scope 127.0.0.1 >>"$OUT/bridge.log" 2>&1 &
+    RUST_LOG=scopecam=info "${SCOPECAM[@]}" run --config "$CONF" --scope 127.0.0.1 >>"$OUT/bridge.log" 2>&1 &
     BRIDGE=$!
     PIDS+=("$BRIDGE")
     for _ in $(seq 1 100); do
