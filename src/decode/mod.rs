@@ -16,7 +16,7 @@
 mod pack;
 mod rgb;
 
-pub(crate) use rgb::{Scratch as RgbScratch, rgb_to_yuyv_limited};
+pub use rgb::{Scratch as RgbScratch, rgb_to_yuyv_limited};
 
 use pack::pack_luma_full_to_yuyv_limited;
 

@@ -15,7 +15,7 @@ use yuvutils_rs::{
 
 /// Reused intermediates: planar 4:2:2 and, for odd widths, an RGB copy one column wider.
 #[derive(Debug, Default)]
-pub(crate) struct Scratch {
+pub struct Scratch {
     padded_rgb: Vec<u8>,
     y: Vec<u8>,
     u: Vec<u8>,
@@ -36,8 +36,9 @@ fn pad_odd_width(rgb: &[u8], width: usize, padded: &mut Vec<u8>) {
     }
 }
 
-/// `rgb` is `width * height` packed RGB; `yuyv` is the even-width output frame.
-pub(crate) fn rgb_to_yuyv_limited(
+/// `rgb` is `width * height` packed RGB; `yuyv` is the even-width output frame
+/// (`width` rounded up to even, times 2, times `height` bytes). Public for the benchmarks.
+pub fn rgb_to_yuyv_limited(
     rgb: &[u8],
     width: u32,
     height: u32,

@@ -27,7 +27,8 @@ use crate::decode::{
     DecodeError, Decoder, MAX_DIMENSION, RgbScratch, RgbView, YuyvFrame, rgb_to_yuyv_limited,
 };
 use layout::{ContentRect, fit};
-use rotate::{rotate_rgb, rotated_size};
+pub use rotate::rotate_rgb;
+use rotate::rotated_size;
 use scale::Scaler;
 
 /// Clockwise quarter turns applied to the scope picture.

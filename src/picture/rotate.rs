@@ -63,7 +63,7 @@ fn walk(width: usize, height: usize, rotation: Rotation, mirror: bool) -> Walk {
 
 /// Rotates then mirrors `src` (`width` x `height` packed RGB) into `dst`, resized to the
 /// rotated size. A `src` shorter than `width * height * 3` leaves `dst` black, never panics.
-pub(crate) fn rotate_rgb(
+pub fn rotate_rgb(
     src: &[u8],
     width: u32,
     height: u32,
