@@ -29,6 +29,14 @@ pub enum PathEnd {
     OutputClosed,
 }
 
+/// A complete frame on its way to the frame path, with the moment the reassembler
+/// completed it (for the latency figures).
+#[derive(Debug)]
+pub struct ArrivedFrame {
+    pub frame: CompleteFrame,
+    pub completed_at: Instant,
+}
+
 /// Presses waiting for a frame to save, shared with the button task.
 #[derive(Debug, Default)]
 pub struct SnapshotRequests(AtomicU32);
@@ -77,7 +85,7 @@ enum Step {
 impl FramePath {
     /// Takes frames from `mailbox` until it closes, the frame limit is
     /// reached, or the output goes away. Flushes the sink before returning.
-    pub fn run(mut self, mailbox: &Mailbox<CompleteFrame>) -> Result<PathEnd, SinkError> {
+    pub fn run(mut self, mailbox: &Mailbox<ArrivedFrame>) -> Result<PathEnd, SinkError> {
         let end = loop {
             let step = match mailbox.take(self.wait()) {
                 Taken::Item(frame) => self.handle(frame)?,
@@ -133,13 +141,13 @@ impl FramePath {
         }
     }
 
-    fn handle(&mut self, frame: CompleteFrame) -> Result<Step, SinkError> {
-        let step = self.write(&frame.jpeg);
-        let _ = self.recycle.send(frame.jpeg);
+    fn handle(&mut self, arrived: ArrivedFrame) -> Result<Step, SinkError> {
+        let step = self.write(&arrived.frame.jpeg, arrived.completed_at);
+        let _ = self.recycle.send(arrived.frame.jpeg);
         step
     }
 
-    fn write(&mut self, jpeg: &[u8]) -> Result<Step, SinkError> {
+    fn write(&mut self, jpeg: &[u8], completed_at: Instant) -> Result<Step, SinkError> {
         let decoded = match &mut self.camera {
             Some(camera) => Some(camera.framer.frame_jpeg(&mut self.decoder, jpeg)),
             None if self.sink.needs_yuyv() => Some(self.decoder.decode(jpeg)),
@@ -165,9 +173,13 @@ impl FramePath {
         };
         match self.sink.write(&OutFrame { jpeg, yuyv }) {
             Ok(()) => {
+                let written_at = Instant::now();
+                self.stats
+                    .latency
+                    .record(written_at.saturating_duration_since(completed_at));
                 bump(&self.stats.frames_written);
                 if let Some(camera) = &mut self.camera {
-                    camera.idle.on_scope_frame(Instant::now());
+                    camera.idle.on_scope_frame(written_at);
                 }
             }
             Err(SinkError::Closed { .. }) => {
@@ -304,9 +316,12 @@ mod tests {
         assert_eq!((no_signal.width, no_signal.height), (64, 48));
 
         // A 4:3 scope frame of another size is framed to 64x48.
-        mailbox.put(CompleteFrame {
-            frame_id: 1,
-            jpeg: white_jpeg(32, 32),
+        mailbox.put(ArrivedFrame {
+            frame: CompleteFrame {
+                frame_id: 1,
+                jpeg: white_jpeg(32, 32),
+            },
+            completed_at: Instant::now(),
         });
         wait_until(&written, "the scope frame", |w| {
             w.iter().any(|(idle, _)| !idle)
@@ -344,5 +359,10 @@ mod tests {
             "idle frames are not scope frames"
         );
         assert!(read(&stats.idle_frames) >= 2);
+        assert_eq!(
+            stats.latency.snapshot().total(),
+            1,
+            "one latency sample per scope frame, none for idle frames"
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod frame_path;
 pub mod idle;
+pub mod latency;
 pub mod mailbox;
 pub mod stats;
 

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::latency::{LatencyCounts, LatencyHistogram, Percentiles};
 use crate::frames::DropCounts;
 
 /// Everything the bridge counts. Cheap to update from any thread.
@@ -35,6 +36,8 @@ pub struct Stats {
     pub snapshots: AtomicU64,
     /// Frames dropped during reassembly, by reason (a copy of the reassembler's).
     pub reassembly_drops: Mutex<DropCounts>,
+    /// Time from a frame's completion by the reassembler to its picture being written.
+    pub latency: LatencyHistogram,
 }
 
 /// Adds one to a counter.
@@ -72,6 +75,7 @@ impl Stats {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
+            latency: self.latency.snapshot(),
         }
     }
 }
@@ -87,10 +91,11 @@ pub struct Totals {
     pub foreign: u64,
     pub presses: u64,
     pub reassembly_drops: DropCounts,
+    pub latency: LatencyCounts,
 }
 
-/// The periodic summary line: the rate over the last interval (if given),
-/// totals since start.
+/// The periodic summary line: the rate and the latency percentiles over the last interval
+/// (if given, else since start), totals since start.
 pub struct Summary<'a> {
     pub now: &'a Totals,
     pub before: &'a Totals,
@@ -120,7 +125,12 @@ impl fmt::Display for Summary<'_> {
             self.now.malformed,
             self.now.foreign,
             self.now.presses,
-        )
+        )?;
+        let latency = match self.interval {
+            Some(_) => self.now.latency.since(&self.before.latency),
+            None => self.now.latency.clone(),
+        };
+        write!(f, "; latency {}", Percentiles(&latency))
     }
 }
 
@@ -147,5 +157,37 @@ mod tests {
         .to_string();
         assert!(line.starts_with("15.0 fps, 250 frames written"), "{line}");
         assert!(line.contains("undecodable 2"), "{line}");
+        assert!(line.ends_with("; latency n/a"), "{line}");
+    }
+
+    #[test]
+    fn summary_reports_latency_over_the_interval_or_since_start() {
+        let stats = Stats::default();
+        stats.latency.record(Duration::from_millis(40));
+        let before = stats.snapshot();
+        for _ in 0..10 {
+            stats.latency.record(Duration::from_micros(2_000));
+        }
+        let now = stats.snapshot();
+        let periodic = Summary {
+            now: &now,
+            before: &before,
+            interval: Some(Duration::from_secs(1)),
+        }
+        .to_string();
+        assert!(
+            periodic.ends_with("; latency p50 2.0 ms p99 2.0 ms"),
+            "{periodic}"
+        );
+        let stopped = Summary {
+            now: &now,
+            before: &Totals::default(),
+            interval: None,
+        }
+        .to_string();
+        assert!(
+            stopped.ends_with("; latency p50 2.0 ms p99 41.0 ms"),
+            "{stopped}"
+        );
     }
 }

@@ -11,9 +11,10 @@ use tracing::{debug, info, warn};
 
 use super::health::{Health, HealthMonitor};
 use super::{LinkConfig, MAX_DATAGRAM};
+use crate::bridge::frame_path::ArrivedFrame;
 use crate::bridge::mailbox::Mailbox;
 use crate::bridge::stats::{Stats, bump};
-use crate::frames::{CompleteFrame, Reassembler};
+use crate::frames::Reassembler;
 use crate::protocol::{Fragment, VideoCommand};
 
 /// How often in-flight frames are checked for expiry and the link for stalls.
@@ -24,7 +25,7 @@ pub struct VideoLink<'a> {
     pub config: &'a LinkConfig,
     pub socket: UdpSocket,
     pub reassembler: Reassembler,
-    pub frames: &'a Mailbox<CompleteFrame>,
+    pub frames: &'a Mailbox<ArrivedFrame>,
     /// Buffers of frames the frame path is done with, for reuse.
     pub recycled: Receiver<Vec<u8>>,
     pub stats: &'a Stats,
@@ -148,9 +149,13 @@ impl VideoLink<'_> {
         }
         if let Some(frame) = self.reassembler.push(&fragment, now) {
             bump(&self.stats.frames_complete);
-            if let Some(older) = self.frames.put(frame) {
+            let arrived = ArrivedFrame {
+                frame,
+                completed_at: Instant::now(),
+            };
+            if let Some(older) = self.frames.put(arrived) {
                 bump(&self.stats.frames_skipped);
-                self.reassembler.recycle(older.jpeg);
+                self.reassembler.recycle(older.frame.jpeg);
             }
         }
     }
