@@ -25,10 +25,16 @@ const STUFFED_ZERO: u8 = 0x00;
 /// and frames that are truncated or structurally broken are left out. Never
 /// panics, whatever the input.
 pub fn split_jpegs(data: &[u8]) -> Vec<Range<usize>> {
+    split_counting_markers(data).0
+}
+
+/// [`split_jpegs`], plus how many markers were read in all (the work done).
+fn split_counting_markers(data: &[u8]) -> (Vec<Range<usize>>, usize) {
     let mut frames = Vec::new();
     let mut search_from = 0;
+    let mut walker = Walker::new(data.len());
     while let Some(start) = find_soi(data, search_from) {
-        match walk_jpeg(data, start) {
+        match walker.walk(data, start) {
             Walk::Complete { end } => {
                 frames.push(start..end);
                 search_from = end;
@@ -37,7 +43,7 @@ pub fn split_jpegs(data: &[u8]) -> Vec<Range<usize>> {
             Walk::Broken => search_from = start + 2,
         }
     }
-    frames
+    (frames, walker.markers_read)
 }
 
 /// What walking the markers from one SOI found.
@@ -60,10 +66,60 @@ fn find_soi(data: &[u8], from: usize) -> Option<usize> {
         .map(|offset| from + offset)
 }
 
-/// Walks the marker segments of the JPEG whose SOI is at `start`.
-fn walk_jpeg(data: &[u8], start: usize) -> Walk {
+/// Walks JPEGs, remembering the marker positions of walks that failed.
+///
+/// After a broken walk the search restarts just after its SOI, because junk
+/// (a bogus segment length, a frame cut in half) can swallow real frames that
+/// a fresh walk finds. But a walk that reaches a marker position a failed walk
+/// went through will fail the same way, so it stops there: without this, a
+/// hostile file hiding an `FF D8` in every segment is re-walked to its end
+/// from each of them, in quadratic time.
+struct Walker {
+    /// One bit per byte of the data: a failed walk read a marker here.
+    dead: Vec<u64>,
+    /// Marker positions of the walk in progress (reused between walks).
+    visited: Vec<usize>,
+    markers_read: usize,
+}
+
+impl Walker {
+    fn new(len: usize) -> Self {
+        Walker {
+            dead: vec![0; len.div_ceil(64)],
+            visited: Vec::new(),
+            markers_read: 0,
+        }
+    }
+
+    fn walk(&mut self, data: &[u8], start: usize) -> Walk {
+        self.visited.clear();
+        let (dead, visited) = (&self.dead, &mut self.visited);
+        let walk = walk_jpeg(data, start, |pos| {
+            visited.push(pos);
+            // Not marked dead by an earlier failed walk.
+            dead.get(pos / 64)
+                .is_none_or(|word| word & (1 << (pos % 64)) == 0)
+        });
+        self.markers_read += self.visited.len();
+        if walk == Walk::Broken {
+            for &pos in &self.visited {
+                if let Some(word) = self.dead.get_mut(pos / 64) {
+                    *word |= 1 << (pos % 64);
+                }
+            }
+        }
+        walk
+    }
+}
+
+/// Walks the marker segments of the JPEG whose SOI is at `start`;
+/// `may_continue(pos)` is asked before reading each marker.
+fn walk_jpeg(data: &[u8], start: usize, mut may_continue: impl FnMut(usize) -> bool) -> Walk {
     let mut pos = start + 2;
     loop {
+        if !may_continue(pos) {
+            return Walk::Broken;
+        }
         let Some((marker, after_marker)) = read_marker(data, pos) else {
             return Walk::Broken;
         };
@@ -265,5 +321,27 @@ mod tests {
             let (data, expected) = concat_with_junk(&frames, &junk);
             prop_assert_eq!(split_jpegs(&data), expected);
         }
+    }
+}
+
+#[cfg(test)]
+mod hostile_input {
+    use super::*;
+
+    /// `FF D8` then many comment segments that each hide another `FF D8`:
+    /// every hidden SOI used to be re-walked to the end of the file.
+    #[test]
+    fn hidden_start_markers_are_not_rewalked() {
+        let segments = 50_000;
+        let mut data = vec![0xFF, 0xD8];
+        for _ in 0..segments {
+            data.extend_from_slice(&[0xFF, 0xFE, 0x00, 0x04, 0xFF, 0xD8]);
+        }
+        let (frames, markers_read) = split_counting_markers(&data);
+        assert!(frames.is_empty());
+        assert!(
+            markers_read <= 3 * segments,
+            "{markers_read} markers read for {segments} segments"
+        );
     }
 }
