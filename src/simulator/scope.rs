@@ -74,11 +74,13 @@ impl Scope {
             let may_send = self.streaming && !self.frame_limit_reached();
             tokio::select! {
                 biased;
-                () = &mut shutdown => break,
+                // Commands already queued (a bridge's parting stop packet) are
+                // handled before shutting down; clients send only a few a second.
                 received = self.video.recv_from(&mut video_buf) => match received {
                     Ok((len, from)) => self.on_video_datagram(&video_buf[..len], from, &mut frame_clock),
                     Err(error) => tracing::debug!("video port receive error: {error}"),
                 },
+                () = &mut shutdown => break,
                 received = self.control.recv_from(&mut control_buf) => match received {
                     Ok((len, from)) => self.on_control_datagram(&control_buf[..len], from).await,
                     Err(error) => tracing::debug!("control port receive error: {error}"),
