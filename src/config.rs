@@ -131,6 +131,11 @@ pub enum ConfigError {
     },
     #[error("{0}")]
     Load(#[from] config::ConfigError),
+    #[error(
+        "unknown environment variable {0}: scopecam settings are SCOPECAM_ plus a key of \
+         /etc/scopecam/config.toml in capitals, e.g. SCOPECAM_VIDEO_PORT"
+    )]
+    UnknownVariable(String),
     #[error("bad value for `{key}`: {reason}")]
     Value { key: &'static str, reason: String },
 }
@@ -175,11 +180,10 @@ pub fn load(
             builder.add_source(config::File::from_str(&text, config::FileFormat::Toml))
         }
     };
-    builder = builder.add_source(
-        config::Environment::default()
-            .try_parsing(true)
-            .source(Some(settings_from_env(env))),
-    );
+    // No `try_parsing`: it would turn SCOPECAM_SNAPSHOT_DIR=00100 into "100";
+    // numbers and booleans are still converted when the settings are read.
+    builder =
+        builder.add_source(config::Environment::default().source(Some(settings_from_env(env)?)));
     builder = apply_flags(builder, flags)?;
     let raw: RawSettings =
         builder
@@ -203,15 +207,35 @@ pub fn process_env() -> HashMap<String, String> {
 }
 
 /// `SCOPECAM_VIDEO_PORT=8031` becomes `video_port = 8031`; the variable that
-/// names the config file is not a setting and is left out.
-fn settings_from_env(env: &HashMap<String, String>) -> HashMap<String, String> {
-    env.iter()
-        .filter(|(k, _)| k.as_str() != CONFIG_PATH_ENV)
-        .filter_map(|(k, v)| {
-            k.strip_prefix(ENV_PREFIX)
-                .map(|key| (key.to_ascii_lowercase(), v.clone()))
-        })
-        .collect()
+/// names the config file is not a setting and is left out. A variable that
+/// names no setting is an error that names the variable.
+fn settings_from_env(
+    env: &HashMap<String, String>,
+) -> Result<HashMap<String, String>, ConfigError> {
+    let known = known_keys();
+    let mut settings = HashMap::new();
+    for (name, value) in env {
+        let Some(key) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if name == CONFIG_PATH_ENV {
+            continue;
+        }
+        let key = key.to_ascii_lowercase();
+        if !known.contains(&key) {
+            return Err(ConfigError::UnknownVariable(name.clone()));
+        }
+        settings.insert(key, value.clone());
+    }
+    Ok(settings)
+}
+
+/// Every setting's name, from the defaults themselves so the list cannot drift.
+fn known_keys() -> Vec<String> {
+    config::Config::try_from(&RawSettings::default())
+        .and_then(|c| c.try_deserialize::<HashMap<String, config::Value>>())
+        .map(|map| map.into_keys().collect())
+        .unwrap_or_default()
 }
 
 fn apply_flags(
@@ -494,7 +518,7 @@ mod tests {
     #[test]
     fn unknown_env_variable_is_named_but_config_path_is_not_a_key() {
         let err = load_file("", &[("SCOPECAM_BOGUS", "1")], &Overrides::default()).unwrap_err();
-        assert!(err.to_string().contains("bogus"), "{err}");
+        assert!(err.to_string().contains("SCOPECAM_BOGUS"), "{err}");
         load_file("", &[(CONFIG_PATH_ENV, "/x")], &Overrides::default()).unwrap();
     }
 
@@ -550,11 +574,9 @@ mod tests {
             .lines()
             .filter_map(|l| l.split_once(" = ").map(|(k, _)| k))
             .collect();
-        let every_key = config::Config::try_from(&RawSettings::default())
-            .unwrap()
-            .try_deserialize::<HashMap<String, config::Value>>()
-            .unwrap();
-        for key in every_key.keys() {
+        let every_key = known_keys();
+        assert!(every_key.len() > 20);
+        for key in &every_key {
             assert!(
                 documented.contains(&key.as_str()),
                 "example config lacks `{key}`"
@@ -565,5 +587,33 @@ mod tests {
             load_file("", &[], &Overrides::default()).unwrap(),
             "the example's values must be the built-in defaults"
         );
+    }
+}
+
+#[cfg(test)]
+mod env_values {
+    use super::*;
+
+    #[test]
+    fn env_strings_stay_strings_and_numbers_and_booleans_still_convert() {
+        let env: HashMap<String, String> = [
+            ("SCOPECAM_SNAPSHOT_DIR", "00100"),
+            ("SCOPECAM_CARD_LABEL", "007"),
+            ("SCOPECAM_VIDEO_PORT", "8031"),
+            ("SCOPECAM_MIRROR", "true"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let s = load(
+            &ConfigFile::Explicit("/dev/null".into()),
+            &env,
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(s.snapshot_dir, Some(PathBuf::from("00100")));
+        assert_eq!(s.card_label, "007");
+        assert_eq!(s.video_port, 8031);
+        assert!(s.mirror);
     }
 }
