@@ -129,10 +129,9 @@ pub async fn run(
         std::thread::Builder::new()
             .name("frame-path".into())
             .spawn(move || {
-                let result = frame_path.run(&mailbox);
-                // Whatever ended the frame path ends the bridge.
-                shutdown.send_replace(true);
-                result
+                // Whatever ends the frame path, a panic included, ends the bridge.
+                let _stop_bridge = StopOnDrop(shutdown);
+                frame_path.run(&mailbox)
             })
             .map_err(|_| BridgeError::FramePathPanicked)?
     };
@@ -184,6 +183,16 @@ pub async fn run(
     };
     info!("stopped: {summary}");
     Ok(BridgeReport { end, totals })
+}
+
+/// Sets the shutdown flag when dropped, so even a panicking frame path stops
+/// the link tasks instead of leaving them heartbeating for nothing.
+struct StopOnDrop(Arc<watch::Sender<bool>>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.send_replace(true);
+    }
 }
 
 /// The configured key, or no key (with one warning) when uinput is out of

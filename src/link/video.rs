@@ -144,6 +144,8 @@ impl VideoLink<'_> {
             if was == Health::Waiting {
                 info!("the scope is streaming");
             } else {
+                // It may have rebooted and restarted its frame ids.
+                self.reassembler.reset_stream();
                 info!("video from the scope is back");
             }
         }
