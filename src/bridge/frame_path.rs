@@ -1,9 +1,10 @@
 //! The frame path: complete JPEG -> snapshot -> decode -> sink, on its own thread
 //! so decoding never delays heartbeats or fragment reception.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, info, warn};
@@ -38,19 +39,45 @@ pub struct ArrivedFrame {
 }
 
 /// Presses waiting for a frame to save, shared with the button task.
+///
+/// A press saves the next complete frame, if one comes soon: a press made
+/// while no video arrives must not save a picture minutes later.
 #[derive(Debug, Default)]
-pub struct SnapshotRequests(AtomicU32);
+pub struct SnapshotRequests(Mutex<VecDeque<Instant>>);
+
+/// How long a press waits for a frame to save.
+pub const SNAPSHOT_REQUEST_TTL: Duration = Duration::from_secs(2);
+/// Presses remembered at most (a burst beyond this is one long press anyway).
+const MAX_PENDING_SNAPSHOTS: usize = 16;
 
 impl SnapshotRequests {
     pub fn add(&self, presses: u32) {
-        self.0.fetch_add(presses, Ordering::Relaxed);
+        let mut pending = self.lock();
+        let now = Instant::now();
+        for _ in 0..presses {
+            if pending.len() < MAX_PENDING_SNAPSHOTS {
+                pending.push_back(now);
+            }
+        }
     }
 
-    /// Takes one request if there is any.
-    fn take_one(&self) -> bool {
-        self.0
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-            .is_ok()
+    /// Takes one request that is still fresh at `now`; returns how many
+    /// expired ones were dropped on the way.
+    fn take_one(&self, now: Instant) -> (bool, usize) {
+        let mut pending = self.lock();
+        let mut expired = 0;
+        while let Some(&pressed) = pending.front() {
+            if now.duration_since(pressed) <= SNAPSHOT_REQUEST_TTL {
+                break;
+            }
+            pending.pop_front();
+            expired += 1;
+        }
+        (pending.pop_front().is_some(), expired)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Instant>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -208,7 +235,14 @@ impl FramePath {
     }
 
     fn save_snapshot_if_requested(&mut self, jpeg: &[u8]) {
-        if !self.snapshot_requests.take_one() {
+        let (requested, expired) = self.snapshot_requests.take_one(Instant::now());
+        if expired > 0 {
+            warn!(
+                "{expired} button press(es) saved nothing: no video came within {} s",
+                SNAPSHOT_REQUEST_TTL.as_secs()
+            );
+        }
+        if !requested {
             return;
         }
         match self.snapshots.save(jpeg, SystemTime::now()) {
@@ -225,7 +259,6 @@ impl FramePath {
 mod tests {
     use super::*;
     use crate::picture::{Geometry, Placement, Rotation};
-    use std::sync::Mutex;
 
     /// Every frame a sink got: (was it an idle frame, the picture).
     type Written = Arc<Mutex<Vec<(bool, YuyvFrame)>>>;
@@ -297,6 +330,19 @@ mod tests {
             frame_limit: None,
             recycle,
         }
+    }
+
+    #[test]
+    fn stale_snapshot_requests_expire_and_bursts_are_capped() {
+        let requests = SnapshotRequests::default();
+        requests.add(40);
+        let now = Instant::now();
+        assert_eq!(requests.take_one(now), (true, 0));
+        let later = now + SNAPSHOT_REQUEST_TTL + Duration::from_millis(1);
+        assert_eq!(requests.take_one(later), (false, MAX_PENDING_SNAPSHOTS - 1));
+        requests.add(1);
+        assert_eq!(requests.take_one(Instant::now()), (true, 0));
+        assert_eq!(requests.take_one(Instant::now()), (false, 0));
     }
 
     #[test]
