@@ -269,6 +269,7 @@ impl FramePath {
             }
             Err(
                 e @ (SinkError::GeometryChanged { .. }
+                | SinkError::WrongJpegSize { .. }
                 | SinkError::UnreadableJpeg { .. }
                 | SinkError::FrameTooLarge { .. }
                 | SinkError::MissingYuyv { .. }

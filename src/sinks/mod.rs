@@ -183,6 +183,19 @@ pub enum SinkError {
         stream_width: u32,
         stream_height: u32,
     },
+    /// A JPEG for the MJPEG camera that is not the camera's size (nothing scales it).
+    #[error(
+        "{target}: frame is {width}x{height} but the MJPEG camera is {camera_width}x\
+         {camera_height} and passes frames through unscaled; frame skipped (use \
+         format = \"yuyv\" to scale)"
+    )]
+    WrongJpegSize {
+        target: String,
+        width: u32,
+        height: u32,
+        camera_width: u32,
+        camera_height: u32,
+    },
     /// A frame for the MJPEG camera whose header gives no picture size.
     #[error("{target}: frame has no readable JPEG frame header; frame skipped")]
     UnreadableJpeg { target: String },

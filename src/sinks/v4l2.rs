@@ -627,12 +627,12 @@ pub(crate) fn check_jpeg(
         });
     };
     if (got_width, got_height) != (width, height) {
-        return Err(SinkError::GeometryChanged {
+        return Err(SinkError::WrongJpegSize {
             target: target.to_owned(),
             width: got_width,
             height: got_height,
-            stream_width: width,
-            stream_height: height,
+            camera_width: width,
+            camera_height: height,
         });
     }
     if jpeg.len() > buffer_size {

@@ -206,11 +206,11 @@ fn mjpeg_frames_must_have_the_camera_size_and_fit_the_buffer() {
     check_jpeg("cam", &jpeg_of(64, 48), 64, 48, 1 << 20).unwrap();
     assert!(matches!(
         check_jpeg("cam", &jpeg_of(80, 48), 64, 48, 1 << 20),
-        Err(SinkError::GeometryChanged {
+        Err(SinkError::WrongJpegSize {
             width: 80,
             height: 48,
-            stream_width: 64,
-            stream_height: 48,
+            camera_width: 64,
+            camera_height: 48,
             ..
         })
     ));
