@@ -58,6 +58,10 @@ mkdir -p "$OUT/src" "$OUT/cap" "$OUT/idle"
 n=$(split "$SRC" "$OUT/src" src)
 ((n == 6)) || fail "source has $n frames, want 6"
 lap "source: $n JPEGs of $(size_of "$OUT/src/src-0.jpg"), $(stat -c %s "$SRC") bytes"
+# One frame of another size in the loop: nothing scales it, so it must be skipped.
+ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=320x240:rate=15 -frames:v 1 \
+    -q:v 3 -f mjpeg "$OUT/small.jpg"
+cat "$OUT/small.jpg" >>"$SRC"
 
 CONF=$OUT/config.toml
 cat >"$CONF" <<CONF
@@ -115,4 +119,7 @@ kill -0 "$BRIDGE" 2>/dev/null || fail "scopecam exited"
 kill -INT "$BRIDGE"
 wait "$BRIDGE" || fail "scopecam did not stop cleanly"
 grep -iE "camera output|frames|skipped|summary" "$OUT/bridge.log" | tail -4 | sed 's/^/    bridge: /'
+rejected=$(grep -o 'rejected by output [0-9]*' "$OUT/bridge.log" | tail -1 | grep -o '[0-9]*$')
+((${rejected:-0} > 0)) || fail "the 320x240 frames were not counted as rejected"
+lap "320x240 frames skipped and counted: rejected by output $rejected"
 lap "PASS: MJPEG pass-through on v4l2loopback $VER"
