@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::protocol::{DEFAULT_CONTROL_PORT, DEFAULT_SCOPE_ADDR, DEFAULT_VIDEO_PORT};
-use crate::sinks::SinkSpec;
+use crate::sinks::{CameraFormat, SinkSpec};
 
 /// Where the service looks for its configuration unless told otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/scopecam/config.toml";
@@ -42,6 +42,8 @@ pub struct Settings {
     /// Camera (v4l2) output: fixed geometry apps see, whatever the scope sends.
     pub width: u32,
     pub height: u32,
+    /// Camera (v4l2) pixel format: decoded YUYV, or the scope's JPEGs passed through.
+    pub format: CameraFormat,
     /// Clockwise rotation of the scope's picture: 0, 90, 180 or 270.
     pub rotation: u16,
     /// Mirror the picture left-right (after rotation).
@@ -79,6 +81,7 @@ struct RawSettings {
     log_level: String,
     width: u32,
     height: u32,
+    format: String,
     rotation: u16,
     mirror: bool,
     device: String,
@@ -108,6 +111,7 @@ impl Default for RawSettings {
             log_level: "info".into(),
             width: 1280,
             height: 720,
+            format: "yuyv".into(),
             rotation: 0,
             mirror: false,
             device: String::new(),
@@ -287,6 +291,7 @@ fn port(key: &'static str, value: u16) -> Result<u16, ConfigError> {
 impl RawSettings {
     fn validate(self) -> Result<Settings, ConfigError> {
         self.validate_camera()?;
+        let format = self.camera_format()?;
         let scope = self.scope.parse::<Ipv4Addr>().map_err(|_| {
             bad(
                 "scope",
@@ -355,6 +360,7 @@ impl RawSettings {
             log_level: self.log_level,
             width: self.width,
             height: self.height,
+            format,
             rotation: self.rotation,
             mirror: self.mirror,
             device: non_empty(self.device).map(PathBuf::from),
@@ -364,6 +370,22 @@ impl RawSettings {
             hold_last_frame: millis("hold_last_frame_ms", self.hold_last_frame_ms, 0, 60_000)?,
             key: self.key,
         })
+    }
+
+    /// The camera format; pass-through cannot rotate or mirror (it does not decode).
+    fn camera_format(&self) -> Result<CameraFormat, ConfigError> {
+        let format = self
+            .format
+            .parse::<CameraFormat>()
+            .map_err(|reason| bad("format", reason))?;
+        if format == CameraFormat::Mjpeg && (self.rotation != 0 || self.mirror) {
+            return Err(bad(
+                "format",
+                "\"mjpeg\" passes the scope's pictures through undecoded, so it cannot \
+                 apply `rotation` or `mirror`: use format = \"yuyv\" or drop them",
+            ));
+        }
+        Ok(format)
     }
 
     /// Checks the camera keys: apps need an even width and a sane size.
@@ -487,6 +509,16 @@ mod tests {
         assert_eq!(s.output, SinkSpec::Null);
         assert_eq!(s.heartbeat_interval, Duration::from_millis(500));
         assert_eq!(s.button_poll_interval, Duration::from_millis(100));
+        assert_eq!(s.format, CameraFormat::Yuyv);
+    }
+
+    #[test]
+    fn mjpeg_camera_format_is_accepted() {
+        let s = load_file("format = \"mjpeg\"\n", &[], &Overrides::default()).unwrap();
+        assert_eq!(s.format, CameraFormat::Mjpeg);
+        let e = [("SCOPECAM_FORMAT", "mjpeg")];
+        let s = load_file("", &e, &Overrides::default()).unwrap();
+        assert_eq!(s.format, CameraFormat::Mjpeg);
     }
 
     #[test]
@@ -540,6 +572,9 @@ mod tests {
             ("card_label = \"\"\n", "card_label"),
             ("key = \"camera\"\n", "key"),
             ("mirror = \"sometimes\"\n", "mirror"),
+            ("format = \"h264\"\n", "format"),
+            ("format = \"mjpeg\"\nrotation = 90\n", "format"),
+            ("format = \"mjpeg\"\nmirror = true\n", "format"),
         ] {
             let err = load_file(contents, &[], &Overrides::default()).unwrap_err();
             assert!(err.to_string().contains(key), "{contents}: {err}");

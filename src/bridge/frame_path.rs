@@ -13,7 +13,7 @@ use super::idle::{IdleFrame, IdleSchedule};
 use super::mailbox::{Mailbox, Taken};
 use super::stats::{Stats, bump, read};
 use crate::decode::Decoder;
-use crate::decode::YuyvFrame;
+use crate::decode::{YuyvFrame, yuyv_to_jpeg};
 use crate::frames::CompleteFrame;
 use crate::picture::Framer;
 use crate::sinks::{OutFrame, Sink, SinkError};
@@ -99,6 +99,45 @@ pub struct FramePath {
 pub struct Camera {
     pub framer: Framer,
     pub idle: IdleSchedule,
+    /// Set when the sink takes JPEG rather than YUYV (MJPEG camera): scope frames are
+    /// not decoded, and idle frames are JPEG too.
+    pub jpeg: Option<JpegPictures>,
+}
+
+impl Camera {
+    /// A camera for a sink that wants YUYV (`sink_needs_yuyv`) or else JPEG.
+    pub fn new(mut framer: Framer, idle: IdleSchedule, sink_needs_yuyv: bool) -> Self {
+        let jpeg = (!sink_needs_yuyv).then(|| JpegPictures::new(&mut framer));
+        Camera { framer, idle, jpeg }
+    }
+}
+
+/// The idle pictures of a JPEG camera: "no signal" encoded once, and the last scope JPEG.
+pub struct JpegPictures {
+    no_signal: Vec<u8>,
+    /// Empty until a scope frame was written.
+    last: Vec<u8>,
+}
+
+/// Quality of the encoded "no signal" picture (flat colours and text: small at 80).
+const NO_SIGNAL_JPEG_QUALITY: u8 = 80;
+
+impl JpegPictures {
+    fn new(framer: &mut Framer) -> Self {
+        let no_signal = yuyv_to_jpeg(framer.no_signal(), NO_SIGNAL_JPEG_QUALITY)
+            .expect("the no-signal picture has a valid JPEG size (at most 4096x4096)");
+        JpegPictures {
+            no_signal,
+            last: Vec::new(),
+        }
+    }
+
+    fn idle(&self, frame: IdleFrame) -> &[u8] {
+        match frame {
+            IdleFrame::RepeatLast if !self.last.is_empty() => &self.last,
+            _ => &self.no_signal,
+        }
+    }
 }
 
 /// The longest the frame path sleeps without checking the mailbox's state.
@@ -144,19 +183,28 @@ impl FramePath {
             return Ok(Step::Continue);
         };
         let was_no_signal = camera.idle.showing_no_signal();
-        let picture: &YuyvFrame = match camera.idle.on_idle(Instant::now()) {
-            IdleFrame::Nothing => return Ok(Step::Continue),
-            IdleFrame::RepeatLast => camera.framer.last_or_no_signal(),
-            IdleFrame::NoSignal => {
-                if !was_no_signal {
-                    info!("camera shows \"no signal\" until the scope sends pictures");
+        let due = camera.idle.on_idle(Instant::now());
+        if due == IdleFrame::Nothing {
+            return Ok(Step::Continue);
+        }
+        if due == IdleFrame::NoSignal && !was_no_signal {
+            info!("camera shows \"no signal\" until the scope sends pictures");
+        }
+        let idle = match &camera.jpeg {
+            Some(pictures) => OutFrame {
+                jpeg: pictures.idle(due),
+                yuyv: None,
+            },
+            None => {
+                let picture: &YuyvFrame = match due {
+                    IdleFrame::RepeatLast => camera.framer.last_or_no_signal(),
+                    _ => camera.framer.no_signal(),
+                };
+                OutFrame {
+                    jpeg: &[],
+                    yuyv: Some(picture),
                 }
-                camera.framer.no_signal()
             }
-        };
-        let idle = OutFrame {
-            jpeg: &[],
-            yuyv: Some(picture),
         };
         match self.sink.write(&idle) {
             Ok(()) => {
@@ -176,6 +224,8 @@ impl FramePath {
 
     fn write(&mut self, jpeg: &[u8], completed_at: Instant) -> Result<Step, SinkError> {
         let decoded = match &mut self.camera {
+            // A JPEG camera takes the frame as is; the sink checks its size.
+            Some(Camera { jpeg: Some(_), .. }) => None,
             Some(camera) => Some(camera.framer.frame_jpeg(&mut self.decoder, jpeg)),
             None if self.sink.needs_yuyv() => Some(self.decoder.decode(jpeg)),
             None => None,
@@ -207,6 +257,10 @@ impl FramePath {
                 bump(&self.stats.frames_written);
                 if let Some(camera) = &mut self.camera {
                     camera.idle.on_scope_frame(written_at);
+                    if let Some(pictures) = &mut camera.jpeg {
+                        pictures.last.clear();
+                        pictures.last.extend_from_slice(jpeg);
+                    }
                 }
             }
             Err(SinkError::Closed { .. }) => {
@@ -215,6 +269,9 @@ impl FramePath {
             }
             Err(
                 e @ (SinkError::GeometryChanged { .. }
+                | SinkError::WrongJpegSize { .. }
+                | SinkError::UnreadableJpeg { .. }
+                | SinkError::FrameTooLarge { .. }
                 | SinkError::MissingYuyv { .. }
                 | SinkError::BadFrame { .. }),
             ) => {
@@ -313,8 +370,8 @@ mod tests {
         FramePath {
             sink: Box::new(FakeCamera { written }),
             decoder: Decoder::new(),
-            camera: Some(Camera {
-                framer: Framer::new(Placement {
+            camera: Some(Camera::new(
+                Framer::new(Placement {
                     rotation: Rotation::None,
                     mirror: false,
                     output: Geometry {
@@ -322,8 +379,9 @@ mod tests {
                         height: 48,
                     },
                 }),
-                idle: IdleSchedule::new(20, Duration::from_millis(150)),
-            }),
+                IdleSchedule::new(20, Duration::from_millis(150)),
+                true,
+            )),
             snapshots: SnapshotWriter::new(std::env::temp_dir().join("scopecam-unused")),
             snapshot_requests: Arc::new(SnapshotRequests::default()),
             stats: Arc::new(Stats::default()),
@@ -409,6 +467,111 @@ mod tests {
             stats.latency.snapshot().total(),
             1,
             "one latency sample per scope frame, none for idle frames"
+        );
+    }
+
+    /// Every JPEG a JPEG-taking camera got: (was it an idle frame, the bytes).
+    type WrittenJpegs = Arc<Mutex<Vec<(bool, Vec<u8>)>>>;
+
+    /// A camera that takes JPEG (like the v4l2 sink with `format = "mjpeg"`).
+    struct FakeJpegCamera {
+        written: WrittenJpegs,
+        scope_frames: Arc<Mutex<Vec<Vec<u8>>>>,
+    }
+
+    impl Sink for FakeJpegCamera {
+        fn describe(&self) -> String {
+            "fake jpeg camera".into()
+        }
+        fn needs_yuyv(&self) -> bool {
+            false
+        }
+        fn fixed_geometry(&self) -> Option<(u32, u32)> {
+            Some((64, 48))
+        }
+        fn write(&mut self, frame: &OutFrame<'_>) -> Result<(), SinkError> {
+            assert!(frame.yuyv.is_none(), "a JPEG camera needs no decoding");
+            let scope = self
+                .scope_frames
+                .lock()
+                .unwrap()
+                .contains(&frame.jpeg.to_vec());
+            self.written
+                .lock()
+                .unwrap()
+                .push((!scope, frame.jpeg.to_vec()));
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), SinkError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn jpeg_camera_gets_scope_jpegs_as_is_and_idle_frames_as_jpeg() {
+        let written: WrittenJpegs = Arc::new(Mutex::new(Vec::new()));
+        let scope_jpeg = white_jpeg(64, 48);
+        let scope_frames = Arc::new(Mutex::new(vec![scope_jpeg.clone()]));
+        let mut path = camera_path(Arc::new(Mutex::new(Vec::new())));
+        path.sink = Box::new(FakeJpegCamera {
+            written: written.clone(),
+            scope_frames,
+        });
+        path.camera = Some(Camera::new(
+            Framer::new(Placement {
+                rotation: Rotation::None,
+                mirror: false,
+                output: Geometry {
+                    width: 64,
+                    height: 48,
+                },
+            }),
+            IdleSchedule::new(20, Duration::from_millis(150)),
+            false,
+        ));
+        let mailbox = Arc::new(Mailbox::new());
+        let runner = {
+            let mailbox = mailbox.clone();
+            std::thread::spawn(move || path.run(&mailbox))
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while written.lock().unwrap().is_empty() {
+            assert!(Instant::now() < deadline, "no idle frame came");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let no_signal = written.lock().unwrap()[0].1.clone();
+        assert_eq!(crate::decode::jpeg_dimensions(&no_signal), Some((64, 48)));
+        Decoder::new()
+            .decode(&no_signal)
+            .expect("no-signal is a valid JPEG");
+
+        mailbox.put(ArrivedFrame {
+            frame: CompleteFrame {
+                frame_id: 1,
+                jpeg: scope_jpeg.clone(),
+            },
+            completed_at: Instant::now(),
+        });
+        // After the scope frame: repeats of it, then "no signal" again.
+        while !written
+            .lock()
+            .unwrap()
+            .iter()
+            .skip_while(|(idle, _)| *idle)
+            .any(|(_, bytes)| *bytes == no_signal)
+        {
+            assert!(Instant::now() < deadline, "no-signal did not come back");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        mailbox.close();
+        assert_eq!(runner.join().unwrap().unwrap(), PathEnd::Closed);
+        let frames = written.lock().unwrap().clone();
+        let first_scope = frames.iter().position(|(idle, _)| !idle).unwrap();
+        assert_eq!(frames[first_scope].1, scope_jpeg, "written byte for byte");
+        assert_eq!(
+            frames[first_scope + 1].1,
+            scope_jpeg,
+            "a short stall repeats the last JPEG"
         );
     }
 }

@@ -83,6 +83,7 @@ fn sink_options(settings: &Settings) -> SinkOptions {
         fps: settings.fps_hint,
         card_label: settings.card_label.clone(),
         create_device: settings.create_device,
+        format: settings.format,
     }
 }
 
@@ -105,13 +106,16 @@ pub async fn run(
     let snapshot_requests = Arc::new(SnapshotRequests::default());
     let (recycle_tx, recycle_rx) = std::sync::mpsc::channel();
 
-    let camera = sink.fixed_geometry().map(|(width, height)| Camera {
-        framer: Framer::new(Placement {
-            rotation: Rotation::from_degrees(settings.rotation).unwrap_or(Rotation::None),
-            mirror: settings.mirror,
-            output: Geometry { width, height },
-        }),
-        idle: IdleSchedule::new(settings.no_signal_fps, settings.hold_last_frame),
+    let camera = sink.fixed_geometry().map(|(width, height)| {
+        Camera::new(
+            Framer::new(Placement {
+                rotation: Rotation::from_degrees(settings.rotation).unwrap_or(Rotation::None),
+                mirror: settings.mirror,
+                output: Geometry { width, height },
+            }),
+            IdleSchedule::new(settings.no_signal_fps, settings.hold_last_frame),
+            sink.needs_yuyv(),
+        )
     });
     let frame_path = FramePath {
         sink,

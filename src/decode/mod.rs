@@ -13,9 +13,11 @@
 //! Odd widths: YUYV needs pixel pairs, so an odd-width picture is padded to the next even
 //! width by repeating its last column. Odd heights need nothing.
 
+mod jpeg_info;
 mod pack;
 mod rgb;
 
+pub use jpeg_info::{jpeg_dimensions, yuyv_to_jpeg};
 pub use rgb::{Scratch as RgbScratch, rgb_to_yuyv_limited};
 
 use pack::pack_luma_full_to_yuyv_limited;

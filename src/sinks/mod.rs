@@ -5,6 +5,8 @@
 //! when the sink asked for it with [`Sink::needs_yuyv`], the decoded YUYV picture. The
 //! pipeline skips decoding when no sink needs YUYV. The v4l2loopback sink (`v4l2`) has a
 //! fixed geometry from startup ([`Sink::fixed_geometry`]): the pipeline scales to it.
+//! With `format = "mjpeg"` it takes the scope's JPEGs as they are instead (it does not
+//! need YUYV): the pipeline then decodes nothing and gives it idle frames as JPEG too.
 
 mod mjpeg;
 mod null;
@@ -78,6 +80,38 @@ pub enum SinkSpec {
     Null,
 }
 
+/// The pixel format of the camera (v4l2) output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CameraFormat {
+    /// Decoded, framed to the output size, limited-range YUYV: what every app accepts.
+    #[default]
+    Yuyv,
+    /// The scope's JPEGs as they come (no decoding, scaling or rotation): frames must
+    /// already have the output size. For apps that read MJPEG (ffmpeg, OBS, Chrome).
+    Mjpeg,
+}
+
+impl FromStr for CameraFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "yuyv" => Ok(CameraFormat::Yuyv),
+            "mjpeg" => Ok(CameraFormat::Mjpeg),
+            other => Err(format!("'{other}' is not \"yuyv\" or \"mjpeg\"")),
+        }
+    }
+}
+
+impl fmt::Display for CameraFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CameraFormat::Yuyv => "YUYV",
+            CameraFormat::Mjpeg => "MJPEG",
+        })
+    }
+}
+
 /// Settings shared by all sinks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SinkOptions {
@@ -92,6 +126,8 @@ pub struct SinkOptions {
     pub card_label: String,
     /// Whether `v4l2` may create its device through v4l2loopback 0.13+'s control node.
     pub create_device: bool,
+    /// Pixel format of the camera (v4l2) output; other outputs ignore it. Default YUYV.
+    pub format: CameraFormat,
 }
 
 impl Default for SinkOptions {
@@ -103,6 +139,7 @@ impl Default for SinkOptions {
             fps: 30,
             card_label: "Borescope".to_owned(),
             create_device: true,
+            format: CameraFormat::Yuyv,
         }
     }
 }
@@ -145,6 +182,31 @@ pub enum SinkError {
         height: u32,
         stream_width: u32,
         stream_height: u32,
+    },
+    /// A JPEG for the MJPEG camera that is not the camera's size (nothing scales it).
+    #[error(
+        "{target}: frame is {width}x{height} but the MJPEG camera is {camera_width}x\
+         {camera_height} and passes frames through unscaled; frame skipped (use \
+         format = \"yuyv\" to scale)"
+    )]
+    WrongJpegSize {
+        target: String,
+        width: u32,
+        height: u32,
+        camera_width: u32,
+        camera_height: u32,
+    },
+    /// A frame for the MJPEG camera whose header gives no picture size.
+    #[error("{target}: frame has no readable JPEG frame header; frame skipped")]
+    UnreadableJpeg { target: String },
+    /// A JPEG larger than the camera's buffer (the driver would cut it off).
+    #[error(
+        "{target}: JPEG of {len} bytes exceeds the camera's {limit}-byte buffer; frame skipped"
+    )]
+    FrameTooLarge {
+        target: String,
+        len: usize,
+        limit: usize,
     },
     /// The pipeline did not decode a frame for a sink that needs YUYV (a pipeline bug).
     #[error("{target} needs decoded YUYV but the frame came without it; frame skipped")]

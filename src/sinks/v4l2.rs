@@ -27,13 +27,48 @@ use v4l::device::Device;
 use v4l::v4l_sys;
 use v4l::video::Output;
 
-use super::{OutFrame, Sink, SinkError, SinkOptions, V4l2Target};
+use super::{CameraFormat, OutFrame, Sink, SinkError, SinkOptions, V4l2Target};
+use crate::decode::jpeg_dimensions;
 
 /// The driver name QUERYCAP reports for v4l2loopback nodes.
 pub const LOOPBACK_DRIVER: &str = "v4l2 loopback";
 
 /// YUYV ('YUYV' little-endian fourcc).
 pub const PIX_FMT_YUYV: u32 = u32::from_le_bytes(*b"YUYV");
+/// Motion-JPEG ('MJPG'): each frame one whole JPEG.
+pub const PIX_FMT_MJPEG: u32 = u32::from_le_bytes(*b"MJPG");
+
+/// The fourcc of a camera format.
+pub fn fourcc(format: CameraFormat) -> u32 {
+    match format {
+        CameraFormat::Yuyv => PIX_FMT_YUYV,
+        CameraFormat::Mjpeg => PIX_FMT_MJPEG,
+    }
+}
+
+/// Buffer size announced for MJPEG: a JPEG of a camera picture stays well below two
+/// bytes a pixel (the YUYV size), even at top quality.
+pub fn mjpeg_buffer_size(width: u32, height: u32) -> u32 {
+    width.saturating_mul(height).saturating_mul(2)
+}
+
+/// The OUTPUT format for `format`: YUYV as [`output_format`], or MJPEG at the same size.
+pub fn output_format_for(format: CameraFormat, width: u32, height: u32) -> v4l_sys::v4l2_format {
+    let mut out = output_format(width, height);
+    if format == CameraFormat::Mjpeg {
+        // SAFETY: output_format fills the `pix` member.
+        let mut pix = unsafe { out.fmt.pix };
+        pix.pixelformat = PIX_FMT_MJPEG;
+        pix.bytesperline = 0;
+        pix.sizeimage = mjpeg_buffer_size(width, height);
+        pix.colorspace = v4l_sys::v4l2_colorspace_V4L2_COLORSPACE_JPEG;
+        pix.__bindgen_anon_1.ycbcr_enc = v4l_sys::v4l2_ycbcr_encoding_V4L2_YCBCR_ENC_DEFAULT;
+        pix.quantization = v4l_sys::v4l2_quantization_V4L2_QUANTIZATION_DEFAULT;
+        pix.xfer_func = v4l_sys::v4l2_xfer_func_V4L2_XFER_FUNC_DEFAULT;
+        out.fmt.pix = pix;
+    }
+    out
+}
 
 /// How to make a loopback device appear, for error messages.
 fn modprobe_hint(label: &str) -> String {
@@ -86,7 +121,7 @@ pub enum V4l2Error {
         source: io::Error,
     },
     #[error(
-        "{} refused {width}x{height} YUYV (it offers {got_width}x{got_height} '{got_fourcc}'): \
+        "{} refused {width}x{height} {format} (it offers {got_width}x{got_height} '{got_fourcc}'): \
          another producer may have fixed the format, or the device's max_width/max_height \
          are too small",
         path.display()
@@ -95,6 +130,7 @@ pub enum V4l2Error {
         path: PathBuf,
         width: u32,
         height: u32,
+        format: CameraFormat,
         got_width: u32,
         got_height: u32,
         got_fourcc: String,
@@ -279,33 +315,39 @@ fn open_writable(path: &Path, freshly_created: bool) -> Result<Device, V4l2Error
 }
 
 /// S_FMT with the full struct, then a check that the driver kept our size and fourcc.
+/// Returns the buffer size the driver settled on (the largest frame it takes whole).
 fn set_output_format(
     device: &Device,
     path: &Path,
+    pixels: CameraFormat,
     width: u32,
     height: u32,
-) -> Result<(), V4l2Error> {
-    let mut format = output_format(width, height);
+) -> Result<usize, V4l2Error> {
+    let mut format = output_format_for(pixels, width, height);
     raw_ioctl(device, v4l::v4l2::vidioc::VIDIOC_S_FMT, &mut format).map_err(|source| {
         V4l2Error::Setup {
             path: path.to_owned(),
-            step: "VIDIOC_S_FMT (YUYV output format)",
+            step: match pixels {
+                CameraFormat::Yuyv => "VIDIOC_S_FMT (YUYV output format)",
+                CameraFormat::Mjpeg => "VIDIOC_S_FMT (MJPEG output format)",
+            },
             source,
         }
     })?;
     // SAFETY: for an OUTPUT type the driver fills the `pix` member of the union.
     let got = unsafe { format.fmt.pix };
-    if (got.width, got.height, got.pixelformat) != (width, height, PIX_FMT_YUYV) {
+    if (got.width, got.height, got.pixelformat) != (width, height, fourcc(pixels)) {
         return Err(V4l2Error::FormatRefused {
             path: path.to_owned(),
             width,
             height,
+            format: pixels,
             got_width: got.width,
             got_height: got.height,
             got_fourcc: fourcc_text(got.pixelformat),
         });
     }
-    Ok(())
+    Ok(got.sizeimage as usize)
 }
 
 /// S_PARM: the frame rate consumers read with G_PARM. Not fatal: the picture still flows.
@@ -332,6 +374,9 @@ pub struct V4l2Sink {
     width: u32,
     height: u32,
     fps: u32,
+    format: CameraFormat,
+    /// Largest frame the driver takes whole (it cuts longer writes off).
+    buffer_size: usize,
     /// STREAMON was issued (the 0.12 workaround), so STREAMOFF is due before close.
     streaming: bool,
     created: Option<CreatedDevice>,
@@ -353,14 +398,21 @@ impl V4l2Sink {
             V4l2Target::Device(path) => (open_writable(path, false)?, path.clone(), None),
             V4l2Target::Auto => find_or_create(tree, options)?,
         };
-        set_output_format(&device, &path, options.width, options.height)?;
+        let buffer_size = set_output_format(
+            &device,
+            &path,
+            options.format,
+            options.width,
+            options.height,
+        )?;
         set_frame_rate(&device, &path, options.fps);
         let streaming = LoopbackVersion::needs_streamon_workaround(tree.module_version())
             && start_stream_for_0_12(&device, &path);
         let label = node_label(tree, &path).unwrap_or_else(|| options.card_label.clone());
         info!(
             path = %path.display(), label = %label,
-            "camera output {}x{} YUYV @{} fps", options.width, options.height, options.fps
+            "camera output {}x{} {} @{} fps", options.width, options.height, options.format,
+            options.fps
         );
         Ok(V4l2Sink {
             device,
@@ -369,6 +421,8 @@ impl V4l2Sink {
             width: options.width,
             height: options.height,
             fps: options.fps,
+            format: options.format,
+            buffer_size,
             streaming,
             created,
         })
@@ -466,17 +520,19 @@ impl Sink for V4l2Sink {
             ""
         };
         format!(
-            "v4l2loopback {} ('{}', {}x{} YUYV @{} fps{origin})",
+            "v4l2loopback {} ('{}', {}x{} {} @{} fps{origin})",
             self.path.display(),
             self.label,
             self.width,
             self.height,
+            self.format,
             self.fps
         )
     }
 
+    /// MJPEG takes the scope's JPEGs as they are: nothing to decode.
     fn needs_yuyv(&self) -> bool {
-        true
+        self.format == CameraFormat::Yuyv
     }
 
     fn fixed_geometry(&self) -> Option<(u32, u32)> {
@@ -485,22 +541,37 @@ impl Sink for V4l2Sink {
 
     fn write(&mut self, frame: &OutFrame<'_>) -> Result<(), SinkError> {
         let target = || self.path.display().to_string();
-        let yuyv = frame
-            .yuyv
-            .ok_or_else(|| SinkError::MissingYuyv { target: target() })?;
-        check_frame(&target(), yuyv, self.width, self.height)?;
+        let bytes = match self.format {
+            CameraFormat::Yuyv => {
+                let yuyv = frame
+                    .yuyv
+                    .ok_or_else(|| SinkError::MissingYuyv { target: target() })?;
+                check_frame(&target(), yuyv, self.width, self.height)?;
+                &yuyv.data[..]
+            }
+            CameraFormat::Mjpeg => {
+                check_jpeg(
+                    &target(),
+                    frame.jpeg,
+                    self.width,
+                    self.height,
+                    self.buffer_size,
+                )?;
+                frame.jpeg
+            }
+        };
         // One write() per frame: the driver takes each write as one whole frame, so a
         // short write must not be continued (the rest would become a bogus next frame).
         let written = self
             .device
-            .write(&yuyv.data)
+            .write(bytes)
             .map_err(|e| SinkError::from_write(&target(), e))?;
-        if written != yuyv.data.len() {
+        if written != bytes.len() {
             return Err(SinkError::Io {
                 target: target(),
                 source: io::Error::new(
                     io::ErrorKind::WriteZero,
-                    format!("short write: {written} of {} bytes", yuyv.data.len()),
+                    format!("short write: {written} of {} bytes", bytes.len()),
                 ),
             });
         }
@@ -536,6 +607,39 @@ fn check_frame(
             height,
             len: yuyv.data.len(),
             expected,
+        });
+    }
+    Ok(())
+}
+
+/// A JPEG for the MJPEG camera must announce exactly the device's size (nothing scales
+/// it) and fit the driver's buffer.
+pub(crate) fn check_jpeg(
+    target: &str,
+    jpeg: &[u8],
+    width: u32,
+    height: u32,
+    buffer_size: usize,
+) -> Result<(), SinkError> {
+    let Some((got_width, got_height)) = jpeg_dimensions(jpeg) else {
+        return Err(SinkError::UnreadableJpeg {
+            target: target.to_owned(),
+        });
+    };
+    if (got_width, got_height) != (width, height) {
+        return Err(SinkError::WrongJpegSize {
+            target: target.to_owned(),
+            width: got_width,
+            height: got_height,
+            camera_width: width,
+            camera_height: height,
+        });
+    }
+    if jpeg.len() > buffer_size {
+        return Err(SinkError::FrameTooLarge {
+            target: target.to_owned(),
+            len: jpeg.len(),
+            limit: buffer_size,
         });
     }
     Ok(())

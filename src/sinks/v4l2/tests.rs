@@ -178,3 +178,48 @@ fn node_label_comes_from_sysfs() {
     );
     assert_eq!(node_label(&tree, &tree.video_node(8)), None);
 }
+
+fn jpeg_of(width: u16, height: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    let rgb = vec![200u8; usize::from(width) * usize::from(height) * 3];
+    jpeg_encoder::Encoder::new(&mut out, 80)
+        .encode(&rgb, width, height, jpeg_encoder::ColorType::Rgb)
+        .unwrap();
+    out
+}
+
+#[test]
+fn mjpeg_output_format_is_mjpg_with_a_generous_buffer() {
+    let format = output_format_for(CameraFormat::Mjpeg, 640, 480);
+    // SAFETY: output_format_for fills the `pix` member.
+    let pix = unsafe { format.fmt.pix };
+    assert_eq!((pix.width, pix.height), (640, 480));
+    assert_eq!(pix.pixelformat, u32::from_le_bytes(*b"MJPG"));
+    assert_eq!(pix.sizeimage, 640 * 480 * 2);
+    let yuyv = output_format_for(CameraFormat::Yuyv, 640, 480);
+    // SAFETY: as above.
+    assert_eq!(unsafe { yuyv.fmt.pix }.pixelformat, PIX_FMT_YUYV);
+}
+
+#[test]
+fn mjpeg_frames_must_have_the_camera_size_and_fit_the_buffer() {
+    check_jpeg("cam", &jpeg_of(64, 48), 64, 48, 1 << 20).unwrap();
+    assert!(matches!(
+        check_jpeg("cam", &jpeg_of(80, 48), 64, 48, 1 << 20),
+        Err(SinkError::WrongJpegSize {
+            width: 80,
+            height: 48,
+            camera_width: 64,
+            camera_height: 48,
+            ..
+        })
+    ));
+    assert!(matches!(
+        check_jpeg("cam", b"\xFF\xD8garbage", 64, 48, 1 << 20),
+        Err(SinkError::UnreadableJpeg { .. })
+    ));
+    assert!(matches!(
+        check_jpeg("cam", &jpeg_of(64, 48), 64, 48, 100),
+        Err(SinkError::FrameTooLarge { limit: 100, .. })
+    ));
+}

@@ -1,0 +1,124 @@
+//! Cheap JPEG facts for the MJPEG pass-through camera: the picture size from the frame
+//! header (no decoding), and encoding a YUYV picture (the "no signal" card) to JPEG.
+
+use super::YuyvFrame;
+
+/// The width and height a JPEG's start-of-frame header announces, without decoding.
+/// `None` when the bytes are not a JPEG or end before a start-of-frame segment.
+pub fn jpeg_dimensions(jpeg: &[u8]) -> Option<(u32, u32)> {
+    if !jpeg.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let mut at = 2;
+    loop {
+        // Markers start with 0xFF; any number of 0xFF fill bytes may precede the code.
+        if *jpeg.get(at)? != 0xFF {
+            return None;
+        }
+        while *jpeg.get(at)? == 0xFF {
+            at += 1;
+        }
+        let marker = *jpeg.get(at)?;
+        at += 1;
+        match marker {
+            // Stand-alone markers: no length.
+            0x01 | 0xD0..=0xD7 => continue,
+            // Start of scan or end of image before any frame header.
+            0xDA | 0xD9 => return None,
+            _ => {}
+        }
+        let length = usize::from(u16::from_be_bytes([*jpeg.get(at)?, *jpeg.get(at + 1)?]));
+        let is_sof = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
+        if is_sof {
+            let segment = jpeg.get(at..at + length.max(7))?;
+            let height = u16::from_be_bytes([segment[3], segment[4]]);
+            let width = u16::from_be_bytes([segment[5], segment[6]]);
+            return Some((u32::from(width), u32::from(height)));
+        }
+        if length < 2 {
+            return None;
+        }
+        at += length;
+    }
+}
+
+/// Encodes a limited-range YUYV picture as a baseline JPEG (full-range, as JFIF wants).
+pub fn yuyv_to_jpeg(
+    frame: &YuyvFrame,
+    quality: u8,
+) -> Result<Vec<u8>, jpeg_encoder::EncodingError> {
+    let (width, height) = (frame.width as usize, frame.height as usize);
+    let mut rgb = Vec::with_capacity(width * height * 3);
+    for pair in frame.data.chunks_exact(4) {
+        let (u, v) = (f32::from(pair[1]) - 128.0, f32::from(pair[3]) - 128.0);
+        for y in [pair[0], pair[2]] {
+            let y = (f32::from(y) - 16.0) * 255.0 / 219.0;
+            let scale = 255.0 / 224.0;
+            let r = y + 1.402 * scale * v;
+            let g = y - 0.344_136 * scale * u - 0.714_136 * scale * v;
+            let b = y + 1.772 * scale * u;
+            rgb.extend([r, g, b].map(|c| c.round().clamp(0.0, 255.0) as u8));
+        }
+    }
+    let mut out = Vec::new();
+    let to_u16 = |n: u32| u16::try_from(n).unwrap_or(u16::MAX);
+    jpeg_encoder::Encoder::new(&mut out, quality).encode(
+        &rgb,
+        to_u16(frame.width),
+        to_u16(frame.height),
+        jpeg_encoder::ColorType::Rgb,
+    )?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(width: u16, height: u16) -> Vec<u8> {
+        let mut out = Vec::new();
+        let rgb = vec![90u8; usize::from(width) * usize::from(height) * 3];
+        jpeg_encoder::Encoder::new(&mut out, 80)
+            .encode(&rgb, width, height, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn reads_the_size_from_the_frame_header() {
+        assert_eq!(jpeg_dimensions(&encoded(640, 480)), Some((640, 480)));
+        assert_eq!(jpeg_dimensions(&encoded(1280, 720)), Some((1280, 720)));
+        assert_eq!(jpeg_dimensions(&encoded(33, 7)), Some((33, 7)));
+    }
+
+    #[test]
+    fn garbage_and_truncated_headers_have_no_size() {
+        let jpeg = encoded(64, 48);
+        assert_eq!(jpeg_dimensions(b""), None);
+        assert_eq!(jpeg_dimensions(b"not a jpeg"), None);
+        assert_eq!(jpeg_dimensions(&[0xFF, 0xD8, 0xFF, 0xD9]), None);
+        let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        for cut in [3, sof, sof + 4, sof + 8] {
+            assert_eq!(jpeg_dimensions(&jpeg[..cut]), None, "cut at {cut}");
+        }
+        let mut zero_length = jpeg[..4].to_vec();
+        zero_length.extend([0, 0, 0, 0]);
+        assert_eq!(jpeg_dimensions(&zero_length), None);
+    }
+
+    #[test]
+    fn yuyv_pictures_encode_to_jpegs_of_their_size() {
+        // Limited-range mid grey.
+        let frame = YuyvFrame {
+            width: 64,
+            height: 48,
+            data: [126, 128, 126, 128].repeat(32 * 48),
+        };
+        let jpeg = yuyv_to_jpeg(&frame, 80).unwrap();
+        assert_eq!(jpeg_dimensions(&jpeg), Some((64, 48)));
+        let mut decoder = super::super::Decoder::new();
+        let back = decoder.decode(&jpeg).unwrap();
+        assert_eq!((back.width, back.height), (64, 48));
+        assert!(back.data.iter().step_by(2).all(|&y| y.abs_diff(126) <= 2));
+    }
+}
