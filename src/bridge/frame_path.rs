@@ -276,7 +276,7 @@ impl FramePath {
                 | SinkError::BadFrame { .. }),
             ) => {
                 if self.stats.sink_rejected.fetch_add(1, Ordering::Relaxed) == 0 {
-                    warn!("{e}; such frames are skipped");
+                    warn!("{e}; further such frames are counted in the summary");
                 }
             }
             Err(e) => return Err(e),
