@@ -7,22 +7,9 @@
 # once the scope stops, a "no signal" JPEG of 640x480 must arrive.
 # Artefacts: $SCOPECAM_VM_RESULTS/mjpeg-<version>/.
 set -euo pipefail
-: "${SCOPECAM_VM_RESULTS:?run me through tests/vm/run.sh}"
-REPO="$SCOPECAM_VM_REPO"
-VER="$SCOPECAM_VM_MODULE_VERSION"
-BIN="${SCOPECAM_BIN:-$REPO/target/release/scopecam}"
-OUT="$SCOPECAM_VM_RESULTS/mjpeg-$VER"
-mkdir -p "$OUT"
-T0=$(date +%s.%N)
-lap() { printf '[%6.2f s] %s\n' "$(echo "$(date +%s.%N) - $T0" | bc)" "$*"; }
-fail() { lap "FAIL: $*"; for f in "$OUT"/*.log; do echo "--- $f"; tail -20 "$f"; done; exit 1; }
-PIDS=()
-# scopecam rejects unknown SCOPECAM_* variables: keep the harness's own from it.
-SCOPECAM=(env)
-for v in $(compgen -e | grep -E '^SCOPECAM_(VM|E2E)_'); do SCOPECAM+=(-u "$v"); done
-SCOPECAM+=("$BIN")
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
+NAME=mjpeg
+# shellcheck source=tests/vm/lib.sh
+source "$SCOPECAM_VM_REPO/tests/vm/lib.sh"
 
 # split MJPEG DIR PREFIX: one file per JPEG (SOI .. EOI), prints the count.
 split() {
