@@ -230,23 +230,19 @@ impl FramePath {
             None if self.sink.needs_yuyv() => Some(self.decoder.decode(jpeg)),
             None => None,
         };
-        let yuyv = if let Some(decoded) = decoded {
-            match decoded {
-                Ok(picture) => Some(picture),
-                Err(e) => {
-                    let errors = self.stats.decode_errors.fetch_add(1, Ordering::Relaxed);
-                    if errors == 0 {
-                        warn!(
-                            "dropping a frame that does not decode ({e}); further ones are counted in the summary"
-                        );
-                    } else {
-                        debug!("dropping undecodable frame: {e}");
-                    }
-                    return Ok(Step::Continue);
+        let yuyv = match decoded.transpose() {
+            Ok(picture) => picture,
+            Err(e) => {
+                let errors = self.stats.decode_errors.fetch_add(1, Ordering::Relaxed);
+                if errors == 0 {
+                    warn!(
+                        "dropping a frame that does not decode ({e}); further ones are counted in the summary"
+                    );
+                } else {
+                    debug!("dropping undecodable frame: {e}");
                 }
+                return Ok(Step::Continue);
             }
-        } else {
-            None
         };
         match self.sink.write(&OutFrame { jpeg, yuyv }) {
             Ok(()) => {
@@ -267,14 +263,7 @@ impl FramePath {
                 info!("the output was closed by its reader; stopping");
                 return Ok(Step::End(PathEnd::OutputClosed));
             }
-            Err(
-                e @ (SinkError::GeometryChanged { .. }
-                | SinkError::WrongJpegSize { .. }
-                | SinkError::UnreadableJpeg { .. }
-                | SinkError::FrameTooLarge { .. }
-                | SinkError::MissingYuyv { .. }
-                | SinkError::BadFrame { .. }),
-            ) => {
+            Err(e) if e.concerns_one_frame() => {
                 if self.stats.sink_rejected.fetch_add(1, Ordering::Relaxed) == 0 {
                     warn!("{e}; further such frames are counted in the summary");
                 }

@@ -226,6 +226,20 @@ pub enum SinkError {
 }
 
 impl SinkError {
+    /// Whether only this frame was refused and the sink stays usable (the
+    /// pipeline counts it and goes on), as opposed to the output failing.
+    pub fn concerns_one_frame(&self) -> bool {
+        matches!(
+            self,
+            SinkError::GeometryChanged { .. }
+                | SinkError::WrongJpegSize { .. }
+                | SinkError::UnreadableJpeg { .. }
+                | SinkError::FrameTooLarge { .. }
+                | SinkError::MissingYuyv { .. }
+                | SinkError::BadFrame { .. }
+        )
+    }
+
     /// Maps a write error, telling a vanished reader (EPIPE) apart from real failures.
     pub(crate) fn from_write(target: &str, source: io::Error) -> Self {
         if source.kind() == io::ErrorKind::BrokenPipe {

@@ -284,3 +284,21 @@ fn an_uncreatable_file_names_the_path() {
         "{text}"
     );
 }
+
+#[test]
+fn only_frame_level_refusals_let_the_pipeline_go_on() {
+    let one_frame = SinkError::GeometryChanged {
+        target: "t".into(),
+        width: 1,
+        height: 1,
+        stream_width: 2,
+        stream_height: 2,
+    };
+    assert!(one_frame.concerns_one_frame());
+    assert!(!SinkError::Closed { target: "t".into() }.concerns_one_frame());
+    let io = SinkError::Io {
+        target: "t".into(),
+        source: std::io::Error::other("disk full"),
+    };
+    assert!(!io.concerns_one_frame());
+}
