@@ -337,15 +337,6 @@ mod tests {
         }
     }
 
-    fn white_jpeg(width: u16, height: u16) -> Vec<u8> {
-        let mut out = Vec::new();
-        let rgb = vec![255u8; usize::from(width) * usize::from(height) * 3];
-        jpeg_encoder::Encoder::new(&mut out, 90)
-            .encode(&rgb, width, height, jpeg_encoder::ColorType::Rgb)
-            .unwrap();
-        out
-    }
-
     fn wait_until(written: &Written, what: &str, check: impl Fn(&[(bool, YuyvFrame)]) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !check(&written.lock().unwrap()) {
@@ -412,7 +403,7 @@ mod tests {
         mailbox.put(ArrivedFrame {
             frame: CompleteFrame {
                 frame_id: 1,
-                jpeg: white_jpeg(32, 32),
+                jpeg: crate::decode::solid_jpeg(32, 32, 255),
             },
             completed_at: Instant::now(),
         });
@@ -499,7 +490,7 @@ mod tests {
     #[test]
     fn jpeg_camera_gets_scope_jpegs_as_is_and_idle_frames_as_jpeg() {
         let written: WrittenJpegs = Arc::new(Mutex::new(Vec::new()));
-        let scope_jpeg = white_jpeg(64, 48);
+        let scope_jpeg = crate::decode::solid_jpeg(64, 48, 255);
         let scope_frames = Arc::new(Mutex::new(vec![scope_jpeg.clone()]));
         let mut path = camera_path(Arc::new(Mutex::new(Vec::new())));
         path.sink = Box::new(FakeJpegCamera {

@@ -75,25 +75,25 @@ pub fn yuyv_to_jpeg(
 mod tests {
     use super::*;
 
-    fn encoded(width: u16, height: u16) -> Vec<u8> {
-        let mut out = Vec::new();
-        let rgb = vec![90u8; usize::from(width) * usize::from(height) * 3];
-        jpeg_encoder::Encoder::new(&mut out, 80)
-            .encode(&rgb, width, height, jpeg_encoder::ColorType::Rgb)
-            .unwrap();
-        out
-    }
-
     #[test]
     fn reads_the_size_from_the_frame_header() {
-        assert_eq!(jpeg_dimensions(&encoded(640, 480)), Some((640, 480)));
-        assert_eq!(jpeg_dimensions(&encoded(1280, 720)), Some((1280, 720)));
-        assert_eq!(jpeg_dimensions(&encoded(33, 7)), Some((33, 7)));
+        assert_eq!(
+            jpeg_dimensions(&crate::decode::solid_jpeg(640, 480, 90)),
+            Some((640, 480))
+        );
+        assert_eq!(
+            jpeg_dimensions(&crate::decode::solid_jpeg(1280, 720, 90)),
+            Some((1280, 720))
+        );
+        assert_eq!(
+            jpeg_dimensions(&crate::decode::solid_jpeg(33, 7, 90)),
+            Some((33, 7))
+        );
     }
 
     #[test]
     fn garbage_and_truncated_headers_have_no_size() {
-        let jpeg = encoded(64, 48);
+        let jpeg = crate::decode::solid_jpeg(64, 48, 90);
         assert_eq!(jpeg_dimensions(b""), None);
         assert_eq!(jpeg_dimensions(b"not a jpeg"), None);
         assert_eq!(jpeg_dimensions(&[0xFF, 0xD8, 0xFF, 0xD9]), None);

@@ -248,3 +248,14 @@ fn widen_luma_to_rgb(luma: &[u8], rgb: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests;
+
+/// A JPEG of one grey level (255 = white), for tests across modules.
+#[cfg(test)]
+pub(crate) fn solid_jpeg(width: u16, height: u16, level: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    let rgb = vec![level; usize::from(width) * usize::from(height) * 3];
+    jpeg_encoder::Encoder::new(&mut out, 85)
+        .encode(&rgb, width, height, jpeg_encoder::ColorType::Rgb)
+        .expect("encoding a solid test picture");
+    out
+}

@@ -179,15 +179,6 @@ fn node_label_comes_from_sysfs() {
     assert_eq!(node_label(&tree, &tree.video_node(8)), None);
 }
 
-fn jpeg_of(width: u16, height: u16) -> Vec<u8> {
-    let mut out = Vec::new();
-    let rgb = vec![200u8; usize::from(width) * usize::from(height) * 3];
-    jpeg_encoder::Encoder::new(&mut out, 80)
-        .encode(&rgb, width, height, jpeg_encoder::ColorType::Rgb)
-        .unwrap();
-    out
-}
-
 #[test]
 fn mjpeg_output_format_is_mjpg_with_a_generous_buffer() {
     let format = output_format_for(CameraFormat::Mjpeg, 640, 480);
@@ -203,9 +194,22 @@ fn mjpeg_output_format_is_mjpg_with_a_generous_buffer() {
 
 #[test]
 fn mjpeg_frames_must_have_the_camera_size_and_fit_the_buffer() {
-    check_jpeg("cam", &jpeg_of(64, 48), 64, 48, 1 << 20).unwrap();
+    check_jpeg(
+        "cam",
+        &crate::decode::solid_jpeg(64, 48, 200),
+        64,
+        48,
+        1 << 20,
+    )
+    .unwrap();
     assert!(matches!(
-        check_jpeg("cam", &jpeg_of(80, 48), 64, 48, 1 << 20),
+        check_jpeg(
+            "cam",
+            &crate::decode::solid_jpeg(80, 48, 200),
+            64,
+            48,
+            1 << 20
+        ),
         Err(SinkError::WrongJpegSize {
             width: 80,
             height: 48,
@@ -219,7 +223,7 @@ fn mjpeg_frames_must_have_the_camera_size_and_fit_the_buffer() {
         Err(SinkError::UnreadableJpeg { .. })
     ));
     assert!(matches!(
-        check_jpeg("cam", &jpeg_of(64, 48), 64, 48, 100),
+        check_jpeg("cam", &crate::decode::solid_jpeg(64, 48, 200), 64, 48, 100),
         Err(SinkError::FrameTooLarge { limit: 100, .. })
     ));
 }
