@@ -13,6 +13,10 @@
 //! - Frames that are closed (delivered or dropped) are remembered for
 //!   `frame_timeout`, so late or duplicated fragments of them are ignored
 //!   instead of opening a new frame that could only ever expire.
+//! - A fragment that fails admission (bad format, hostile size, too old) is
+//!   dropped on its own: it proves nothing about the frame id it claims, so
+//!   it neither closes that id nor touches a frame in flight under it. It is
+//!   counted once per frame id and `frame_timeout`, not once per fragment.
 //! - Buffers come back through [`Reassembler::recycle`], so a steady stream
 //!   allocates nothing.
 
@@ -411,6 +415,9 @@ pub struct Reassembler {
     /// When each frame id was last delivered or dropped; fragments for it
     /// are ignored for `frame_timeout` after that.
     closed_at: Box<[Option<Instant>; 256]>,
+    /// When a fragment claiming each frame id was last rejected at
+    /// admission; only used so a rejected frame is counted once.
+    rejected_at: Box<[Option<Instant>; 256]>,
     last_delivered: Option<(u8, Instant)>,
     drops: DropCounts,
     frames_completed: u64,
@@ -429,6 +436,7 @@ impl Reassembler {
             spare_frames: Vec::new(),
             spare_buffers: Vec::new(),
             closed_at: Box::new([None; 256]),
+            rejected_at: Box::new([None; 256]),
             last_delivered: None,
             drops: DropCounts::default(),
             frames_completed: 0,
@@ -445,7 +453,7 @@ impl Reassembler {
             return None;
         }
         if let Err(reason) = self.admit(fragment, now) {
-            self.drop_frame(frame_id, reason, now);
+            self.reject_fragment(frame_id, reason, now);
             return None;
         }
         let position = match self.position_of(frame_id) {
@@ -500,6 +508,7 @@ impl Reassembler {
             self.drops.add(DropReason::Incomplete);
         }
         self.closed_at.fill(None);
+        self.rejected_at.fill(None);
         self.last_delivered = None;
     }
 
@@ -524,7 +533,7 @@ impl Reassembler {
     /// The checks that do not need the frame's state: the format, whether the
     /// frame is older than one just delivered, and (for a frame not yet in
     /// flight) the announced size and index, so a bad fragment never evicts
-    /// a good frame.
+    /// a good frame. A fragment failing them is rejected alone.
     fn admit(&self, fragment: &Fragment<'_>, now: Instant) -> Result<(), DropReason> {
         let header = &fragment.header;
         if self.older_than_recent_delivery(header.frame_id, now) {
@@ -564,16 +573,26 @@ impl Reassembler {
     }
 
     fn recently_closed(&self, frame_id: u8, now: Instant) -> bool {
-        self.closed_at
-            .get(usize::from(frame_id))
-            .copied()
-            .flatten()
-            .is_some_and(|at| now.saturating_duration_since(at) < self.limits.frame_timeout)
+        self.within_timeout(self.closed_at[usize::from(frame_id)], now)
     }
 
     fn mark_closed(&mut self, frame_id: u8, now: Instant) {
-        if let Some(slot) = self.closed_at.get_mut(usize::from(frame_id)) {
-            *slot = Some(now);
+        self.closed_at[usize::from(frame_id)] = Some(now);
+    }
+
+    fn within_timeout(&self, at: Option<Instant>, now: Instant) -> bool {
+        at.is_some_and(|at| now.saturating_duration_since(at) < self.limits.frame_timeout)
+    }
+
+    /// Counts a fragment that failed admission, once per frame id and
+    /// `frame_timeout`, and leaves the frame state alone: a stray or
+    /// foreign fragment must not hide (or break) the genuine frame that
+    /// happens to share its id.
+    fn reject_fragment(&mut self, frame_id: u8, reason: DropReason, now: Instant) {
+        let slot = usize::from(frame_id);
+        if !self.within_timeout(self.rejected_at[slot], now) {
+            self.drops.add(reason);
+            self.rejected_at[slot] = Some(now);
         }
     }
 

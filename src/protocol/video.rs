@@ -170,8 +170,12 @@ impl<'a> Fragment<'a> {
 ///
 /// A frame that fits into one fragment is flagged `Last` (what the scope
 /// does then is unknown; `Last` is what makes the reassembler finish it).
+///
+/// The index field is 16 bits, so for a frame that would need more than
+/// 65536 fragments the fragments are made larger instead of wrapping it.
 pub fn fragment_frame(jpeg: &[u8], frame_id: u8, max_payload: usize) -> Vec<Vec<u8>> {
-    let max_payload = max_payload.clamp(1, usize::from(u16::MAX));
+    let smallest_fitting = jpeg.len().div_ceil(usize::from(u16::MAX) + 1).max(1);
+    let max_payload = max_payload.max(smallest_fitting).min(usize::from(u16::MAX));
     let chunks: Vec<&[u8]> = jpeg.chunks(max_payload).collect();
     let count = chunks.len();
     chunks
@@ -190,8 +194,8 @@ pub fn fragment_frame(jpeg: &[u8], frame_id: u8, max_payload: usize) -> Vec<Vec<
                     kind,
                     format: FORMAT_MJPEG,
                     frame_id,
-                    frame_size: jpeg.len() as u32,
-                    index: index as u16,
+                    frame_size: u32::try_from(jpeg.len()).unwrap_or(u32::MAX),
+                    index: u16::try_from(index).unwrap_or(u16::MAX),
                     payload_len: payload.len() as u16,
                 },
                 payload,
@@ -205,6 +209,23 @@ pub fn fragment_frame(jpeg: &[u8], frame_id: u8, max_payload: usize) -> Vec<Vec<
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn huge_frame_gets_wider_fragments_instead_of_wrapping_the_index() {
+        let jpeg = vec![0u8; 70_000];
+        let fragments = fragment_frame(&jpeg, 1, 1);
+        assert_eq!(fragments.len(), 35_000);
+        let indices: Vec<u16> = fragments
+            .iter()
+            .map(|d| Fragment::parse(d).unwrap().header.index)
+            .collect();
+        assert!(indices.iter().copied().eq(0..35_000));
+        let carried: usize = fragments
+            .iter()
+            .map(|d| Fragment::parse(d).unwrap().payload.len())
+            .sum();
+        assert_eq!(carried, jpeg.len());
+    }
 
     #[test]
     fn heartbeat_and_stop_match_the_documented_bytes() {

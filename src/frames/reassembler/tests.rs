@@ -510,6 +510,40 @@ fn other_formats_are_counted_once_per_frame_and_skipped() {
 }
 
 #[test]
+fn stray_fragment_rejected_at_admission_does_not_hide_the_genuine_frame() {
+    let mut r = reassembler();
+    let now = Instant::now();
+    let jpeg = fake_jpeg(300, 7);
+    // A stray first fragment claiming id 5 with a hostile size.
+    let stray = datagram(FragmentKind::First, 5, u32::MAX, 0, &[0xFF, 0xD8]);
+    assert!(push(&mut r, &stray, now).is_none());
+    let delivered = push_all(&mut r, &fragment_frame(&jpeg, 5, 100), now + MS);
+    assert_eq!(delivered.len(), 1, "the genuine frame 5 must still arrive");
+    assert_eq!(delivered[0].jpeg, jpeg);
+    assert_eq!(r.drops().get(DropReason::Oversized), 1);
+    assert_eq!(r.drops().total(), 1);
+}
+
+#[test]
+fn foreign_format_fragment_does_not_break_a_frame_in_flight() {
+    let mut r = reassembler();
+    let now = Instant::now();
+    let jpeg = fake_jpeg(300, 9);
+    let fragments = fragment_frame(&jpeg, 6, 100);
+    assert!(push(&mut r, &fragments[0], now).is_none());
+    let mut foreign = fragments[1].clone();
+    foreign[2] = 4;
+    for _ in 0..3 {
+        assert!(push(&mut r, &foreign, now).is_none());
+    }
+    let delivered = push_all(&mut r, &fragments[1..], now);
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].jpeg, jpeg);
+    assert_eq!(r.drops().get(DropReason::UnsupportedFormat), 1);
+    assert_eq!(r.drops().total(), 1);
+}
+
+#[test]
 fn frame_ids_wrap_at_255() {
     let mut r = reassembler();
     let now = Instant::now();
