@@ -1,0 +1,130 @@
+//! The properties the fuzz targets check, shared with `tests/fuzz_corpus.rs`,
+//! which replays every committed corpus and regression input through them in
+//! the normal test suite. A failed check panics.
+
+#![allow(dead_code)] // each includer uses some of the checks
+
+use scopecam::button::ButtonTracker;
+use scopecam::button::MAX_PRESSES_PER_POLL;
+use scopecam::decode::{Decoder, MAX_DIMENSION};
+use scopecam::frames::{Reassembler, ReassemblyLimits};
+use scopecam::picture::{Framer, Geometry, Placement, Rotation};
+use scopecam::protocol::ButtonAnswer;
+use scopecam::protocol::Fragment;
+use std::time::{Duration, Instant};
+
+/// Small limits, so the fuzzer reaches them with short inputs.
+fn limits() -> ReassemblyLimits {
+    ReassemblyLimits {
+        max_frame_bytes: 64 * 1024,
+        max_fragments: 64,
+        frame_timeout: Duration::from_millis(200),
+        max_frames_in_flight: 3,
+    }
+}
+
+/// Sequences of datagrams, as they would arrive on the video port, through
+/// fragment parsing and reassembly. Input layout, repeated: one byte of
+/// clock advance (in ms), two bytes of datagram length (little endian), then
+/// that many bytes of datagram.
+///
+/// What must hold whatever arrives: no panic; every delivered frame is a
+/// whole JPEG (FF D8 .. FF D9) no larger than the limit; frames in flight and
+/// the bytes they hold stay within the limits.
+pub fn reassembly(data: &[u8]) {
+    let limits = limits();
+    let mut reassembler = Reassembler::new(limits.clone());
+    let mut now = Instant::now();
+    let mut rest = data;
+    while let [advance_ms, len_lo, len_hi, tail @ ..] = rest {
+        now += Duration::from_millis(u64::from(*advance_ms));
+        let len = usize::from(u16::from_le_bytes([*len_lo, *len_hi])).min(tail.len());
+        let (datagram, after) = tail.split_at(len);
+        rest = after;
+        let Ok(fragment) = Fragment::parse(datagram) else {
+            continue;
+        };
+        if let Some(frame) = reassembler.push(&fragment, now) {
+            assert!(frame.jpeg.starts_with(&[0xFF, 0xD8]), "frame without SOI");
+            assert!(frame.jpeg.ends_with(&[0xFF, 0xD9]), "frame without EOI");
+            assert!(frame.jpeg.len() <= limits.max_frame_bytes);
+            reassembler.recycle(frame.jpeg);
+        }
+        assert!(reassembler.in_flight() <= limits.max_frames_in_flight);
+        assert!(
+            reassembler.buffered_bytes() <= limits.max_frames_in_flight * limits.max_frame_bytes
+        );
+    }
+}
+
+/// Bytes of one control-port datagram in the button input.
+const DATAGRAM: usize = 20;
+
+/// RETCMD answers (and anything else arriving on the control port) through
+/// parsing and the button tracker, interleaved with polls. Input layout,
+/// repeated: one op byte (bit 0: send a poll first; bit 1: the link was
+/// lost), then a 20-byte datagram.
+///
+/// What must hold: no panic; no answer ever reports more than
+/// MAX_PRESSES_PER_POLL presses; the running total is the sum reported; an
+/// answer repeated verbatim never counts twice.
+pub fn button(data: &[u8]) {
+    let mut tracker = ButtonTracker::new();
+    let mut reported = 0u64;
+    for chunk in data.chunks(DATAGRAM + 1) {
+        let (op, datagram) = chunk.split_first().unwrap_or((&0, &[]));
+        if op & 1 != 0 {
+            tracker.next_request();
+        }
+        if op & 2 != 0 {
+            tracker.link_lost();
+        }
+        let Ok(answer) = ButtonAnswer::parse(datagram) else {
+            continue;
+        };
+        let presses = tracker.on_answer(answer);
+        assert!(presses <= u32::from(MAX_PRESSES_PER_POLL));
+        reported += u64::from(presses);
+        assert_eq!(tracker.on_answer(answer), 0, "a duplicate answer counted");
+    }
+    assert_eq!(tracker.presses_total(), reported);
+}
+
+/// JPEG decode and conversion as the frame path runs them: the bare decoder
+/// to YUYV, and the framer (rotation, mirror, scaling, letterbox) into a
+/// fixed camera size. The first byte picks the placement; the rest is the
+/// JPEG. Seeded with real scope-like frames (fuzz/corpus/decode).
+///
+/// What must hold: no panic escapes (the decoder contains zune-jpeg's own);
+/// a decoded frame has an even width, at most MAX_DIMENSION, and exactly
+/// width * 2 * height bytes; a framed picture always has the camera's size.
+pub fn decode(data: &[u8]) {
+    let Some((&choice, jpeg)) = data.split_first() else {
+        return;
+    };
+    let mut decoder = Decoder::new();
+    if let Ok(frame) = decoder.decode(jpeg) {
+        assert_eq!(frame.width % 2, 0);
+        assert!(frame.width <= MAX_DIMENSION && frame.height <= MAX_DIMENSION);
+        assert_eq!(
+            frame.data.len(),
+            frame.width as usize * 2 * frame.height as usize
+        );
+    }
+    let output = Geometry {
+        width: 64 + 2 * u32::from(choice & 0x1F),
+        height: 48,
+    };
+    let mut framer = Framer::new(Placement {
+        rotation: Rotation::from_degrees(u16::from(choice >> 6) * 90).unwrap_or(Rotation::None),
+        mirror: choice & 0x20 != 0,
+        output,
+    });
+    if let Ok(frame) = framer.frame_jpeg(&mut decoder, jpeg) {
+        assert_eq!((frame.width, frame.height), (output.width, output.height));
+        assert_eq!(
+            frame.data.len(),
+            output.width as usize * 2 * output.height as usize
+        );
+    }
+}
