@@ -56,10 +56,13 @@ for f in target/assets/man/scopecam.1 target/assets/completions/{scopecam.bash,_
     [[ -s $f ]] || { echo "build.sh: $f missing after generate-assets" >&2; exit 1; }
 done
 
-# --no-build: cargo-deb and cargo-generate-rpm take the binary built above
-# (cargo-deb strips it, which lintian wants).
+# --no-build: cargo-deb takes the binary built above and strips its copy
+# (lintian wants that); cargo-generate-rpm does not strip, so it packs a
+# stripped copy.
 cargo deb --no-build --locked
 if ((rpm)); then
+    mkdir -p target/assets/bin
+    strip -o target/assets/bin/scopecam "$bin"
     cargo generate-rpm
 fi
 ls -l target/debian/*.deb
