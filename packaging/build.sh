@@ -63,7 +63,11 @@ cargo deb --no-build --locked
 if ((rpm)); then
     mkdir -p target/assets/bin
     strip -o target/assets/bin/scopecam "$bin"
-    cargo generate-rpm
+    # Library requirements from ldd only: rpm's own find-requires (used when
+    # rpm is installed) also turns sysusers.d/scopecam.conf into
+    # "Requires: user(scopecam) group(video) group(input)", which nothing
+    # provides on rpm < 4.19; %post creates the user with systemd-sysusers.
+    cargo generate-rpm --auto-req builtin
 fi
 ls -l target/debian/*.deb
 ((rpm)) && ls -l target/generate-rpm/*.rpm
