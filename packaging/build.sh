@@ -63,10 +63,11 @@ cargo deb --no-build --locked
 if ((rpm)); then
     mkdir -p target/assets/bin
     strip -o target/assets/bin/scopecam "$bin"
-    # Library requirements from ldd only: rpm's own find-requires (used when
-    # rpm is installed) also turns sysusers.d/scopecam.conf into
-    # "Requires: user(scopecam) group(video) group(input)", which nothing
-    # provides on rpm < 4.19; %post creates the user with systemd-sysusers.
+    # Library requirements from ldd, the same whether or not this machine
+    # has rpm's find-requires. The rpm crate adds the sysusers.d
+    # dependencies as rpmbuild >= 4.19 does (Provides: user(scopecam),
+    # Requires: group(video) group(input)): fine on Fedora >= 39; rpm < 4.19
+    # (RHEL 9, Leap 15) finds no provider for group(video).
     cargo generate-rpm --auto-req builtin
 fi
 ls -l target/debian/*.deb
