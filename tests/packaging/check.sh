@@ -9,6 +9,8 @@
 #   - every expected path in the .deb and .rpm, with modes and conffiles
 #   - the PKGBUILD's package() installs the same files
 #   - the NetworkManager dispatcher's decisions (tests/packaging/dispatcher.sh)
+#   - 80-scopecam.network under systemd-networkd against a fake scope in
+#     network namespaces (tests/packaging/networkd.sh; root, busybox)
 #
 # Needs: systemd (systemd-analyze, systemd-sysusers), dpkg-dev, lintian, rpm,
 # the shellcheck linter, cargo-deb and cargo-generate-rpm (packaging/build.sh
@@ -86,7 +88,8 @@ step "shell scripts: shellcheck"
 if command -v shellcheck >/dev/null; then
     shellcheck packaging/NetworkManager/dispatcher.d/90-scopecam packaging/build.sh \
         packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm \
-        tests/packaging/check.sh tests/packaging/dispatcher.sh || fail "shellcheck"
+        tests/packaging/check.sh tests/packaging/dispatcher.sh tests/packaging/networkd.sh ||
+        fail "shellcheck"
     shellcheck -s sh packaging/rpm/*.sh || fail "shellcheck (rpm scriptlets)"
     shellcheck -s bash -e SC2034,SC2154,SC2164 packaging/arch/PKGBUILD || fail "shellcheck (PKGBUILD)"
 else
@@ -95,6 +98,9 @@ fi
 
 step "NetworkManager dispatcher decisions"
 bash tests/packaging/dispatcher.sh || fail "dispatcher test"
+
+step "systemd-networkd file against a fake scope (network namespaces)"
+bash tests/packaging/networkd.sh || fail "networkd test"
 
 step "build packages"
 rpm_build=1
