@@ -3,6 +3,9 @@
 # `cargo build --release`:
 #   - systemd-analyze verify of scopecam@.service (any output fails)
 #   - systemd-analyze security exposure at or below the measured 1.4
+#   - every system call the bridge makes (under strace, against a simulated
+#     scope in network namespaces) is allowed by the unit's SystemCallFilter
+#     (tests/packaging/syscalls.sh; root, strace, python3)
 #   - sysusers.d creates the user with its groups (in a scratch root)
 #   - builds the .deb and .rpm (packaging/build.sh --no-build)
 #   - lintian: no errors or warnings beyond the commented overrides
@@ -73,6 +76,9 @@ if ! systemd-analyze security --offline=yes --threshold="$security_threshold" "$
     fail "exposure above $security_threshold/100"
 fi
 
+step "unit: the bridge's system calls are within its SystemCallFilter"
+bash tests/packaging/syscalls.sh "$bin" || fail "system calls outside the filter"
+
 step "sysusers.d: user scopecam in video and input"
 mkdir -p "$tmp/sysroot/etc"
 systemd-sysusers --root="$tmp/sysroot" "$root/packaging/sysusers.d/scopecam.conf" >/dev/null 2>&1 ||
@@ -88,7 +94,8 @@ step "shell scripts: shellcheck"
 if command -v shellcheck >/dev/null; then
     shellcheck packaging/NetworkManager/dispatcher.d/90-scopecam packaging/build.sh \
         packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm \
-        tests/packaging/check.sh tests/packaging/dispatcher.sh tests/packaging/networkd.sh ||
+        tests/packaging/check.sh tests/packaging/dispatcher.sh tests/packaging/networkd.sh \
+        tests/packaging/syscalls.sh ||
         fail "shellcheck"
     shellcheck -s sh packaging/rpm/*.sh || fail "shellcheck (rpm scriptlets)"
     shellcheck -s bash -e SC2034,SC2154,SC2164 packaging/arch/PKGBUILD || fail "shellcheck (PKGBUILD)"
