@@ -7,6 +7,8 @@
 pub mod address;
 pub mod button;
 pub mod health;
+pub mod measure;
+pub mod probe;
 pub mod socket;
 pub mod video;
 
