@@ -276,7 +276,7 @@ fn probe_waits_for_an_address_that_comes_late() {
 }
 
 #[test]
-fn probe_fails_at_once_on_a_missing_or_deleted_link() {
+fn probe_fails_on_a_missing_link_no_address_and_a_deleted_link() {
     let Some([bridge, scope]) = namespaces("gone", ["br", "sc"]) else {
         return;
     };
@@ -296,6 +296,24 @@ fn probe_fails_at_once_on_a_missing_or_deleted_link() {
     );
 
     bridge.veth("scopeA", None, &scope, "eth0", SCOPE_ADDR);
+    // A link that never gets an address: the wait ends at --timeout.
+    let started = Instant::now();
+    let (code, out, _) = finish(
+        bridge.scopecam("probe", &probe_args("scopeA", "1")),
+        Duration::from_secs(15),
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("ok    interface scopeA exists"), "{out}");
+    assert!(
+        out.contains("FAIL  scopeA has no IPv4 address after 1.0 s"),
+        "{out}"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+
     let started = Instant::now();
     let probe = bridge.scopecam("probe", &probe_args("scopeA", "10"));
     std::thread::sleep(Duration::from_millis(1000));
