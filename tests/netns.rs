@@ -70,6 +70,11 @@ impl Netns {
 
     /// `scopecam ARGS` inside the namespace, stdout and stderr captured.
     fn scopecam(&self, name: &'static str, args: &[&str]) -> Proc {
+        self.scopecam_with(name, args, &[])
+    }
+
+    /// Like [`Netns::scopecam`], with extra environment variables.
+    fn scopecam_with(&self, name: &'static str, args: &[&str], env: &[(&str, &Path)]) -> Proc {
         let child = Command::new("ip")
             .args(["netns", "exec", &self.name, BIN])
             .args(args)
@@ -78,6 +83,7 @@ impl Netns {
             .stderr(Stdio::piped())
             .env("RUST_LOG", "scopecam=info")
             .env_remove("SCOPECAM_CONFIG")
+            .envs(env.iter().copied())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name} in {}: {e}", self.name));
         Proc { child, name }
@@ -394,4 +400,43 @@ fn two_scopes_and_a_home_lan_on_the_same_subnet_stay_apart() {
         assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
         assert!(out.contains(&format!("ok    video: {size}, ")), "{out}");
     }
+}
+
+#[test]
+fn probe_leaves_the_stream_of_a_running_bridge_alone() {
+    let Some([bridge, scope]) = namespaces("busy", ["br", "sc"]) else {
+        return;
+    };
+    bridge.veth("scopeA", Some(BRIDGE_ADDR), &scope, "eth0", SCOPE_ADDR);
+    let mut sim = scope.simulator(320, 240);
+    // A state file as a running bridge leaves it, with a live pid (this test's).
+    let runtime = tempfile::tempdir().unwrap();
+    let state = format!(r#"{{"interface":"scopeA","pid":{}}}"#, std::process::id());
+    std::fs::write(runtime.path().join("scopeA.json"), state).unwrap();
+    let probe = bridge.scopecam_with(
+        "probe",
+        &probe_args("scopeA", "5"),
+        &[("RUNTIME_DIRECTORY", runtime.path())],
+    );
+    let (code, out, err) = finish(probe, Duration::from_secs(20));
+    assert_eq!(
+        code, 0,
+        "the scope answered; stdout:\n{out}\nstderr:\n{err}"
+    );
+    assert!(out.contains("ok    the scope answers"), "{out}");
+    assert!(
+        out.contains("skip  video: not measured while the bridge"),
+        "{out}"
+    );
+    assert!(
+        out.contains("busy  a bridge already runs on scopeA"),
+        "{out}"
+    );
+    sim.terminate();
+    sim.wait_for_exit(Duration::from_secs(10));
+    let log = sim.stderr();
+    assert!(
+        log.contains("heartbeats: 0,") && log.contains("stops: 0,"),
+        "{log}"
+    );
 }

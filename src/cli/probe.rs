@@ -95,15 +95,21 @@ pub fn probe(args: ProbeArgs) -> ExitCode {
         }
     };
     let timeout = Duration::from_secs_f64(args.timeout);
-    let scope_ok = rt.block_on(check_scope(&settings, timeout, &mut |line| {
+    let (runtime_dir, proc) = (runtime_dir(), Path::new("/proc"));
+    // A running bridge owns the stream: the scope sends to whoever heartbeats last and
+    // a stop packet stops it for everyone, so the video look is skipped then.
+    let busy = match settings
+        .interface
+        .as_deref()
+        .map(|iface| bridge_state(&runtime_dir, iface, proc))
+    {
+        Some(BridgeState::Running { pid, .. }) => Some(pid),
+        _ => None,
+    };
+    let scope_ok = rt.block_on(check_scope(&settings, timeout, busy, &mut |line| {
         println!("{line}")
     }));
-    for line in camera_lines(
-        &settings,
-        &DeviceTree::default(),
-        &runtime_dir(),
-        Path::new("/proc"),
-    ) {
+    for line in camera_lines(&settings, &DeviceTree::default(), &runtime_dir, proc) {
         println!("{line}");
     }
     if scope_ok {
@@ -113,8 +119,14 @@ pub fn probe(args: ProbeArgs) -> ExitCode {
     }
 }
 
-/// The network checks; returns whether the scope answered with video.
-async fn check_scope(settings: &Settings, timeout: Duration, out: &mut dyn FnMut(Line)) -> bool {
+/// The network checks; returns whether the scope answered with video (or answered
+/// while the bridge with pid `busy` streams from it).
+async fn check_scope(
+    settings: &Settings,
+    timeout: Duration,
+    busy: Option<u32>,
+    out: &mut dyn FnMut(Line),
+) -> bool {
     let interface = settings.interface.as_deref();
     let control = SocketAddr::from((settings.scope, settings.control_port));
     let video = SocketAddr::from((settings.scope, settings.video_port));
@@ -147,6 +159,17 @@ async fn check_scope(settings: &Settings, timeout: Duration, out: &mut dyn FnMut
     if !answered {
         out(Line::new(Mark::Skip, "video: the scope did not answer"));
         return false;
+    }
+    if let Some(pid) = busy {
+        out(Line::new(
+            Mark::Skip,
+            format!(
+                "video: not measured while the bridge (pid {pid}) streams from this scope: \
+                 heartbeats from here would take the stream away from it; `scopecam status` \
+                 shows its frame rate"
+            ),
+        ));
+        return true;
     }
     match measure_video(video, interface, VIDEO_LOOK, settings.heartbeat_interval).await {
         Ok(measured) => {

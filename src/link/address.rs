@@ -197,59 +197,62 @@ async fn watch(iface: &str) -> Result<Ipv4Addr, AddressError> {
         .map_err(AddressError::Netlink)?;
     loop {
         match watch_once(&socket, iface).await {
-            Err(Resync) => {
+            Ok(address) => return Ok(address),
+            Err(Stop::Failed(e)) => return Err(e),
+            Err(Stop::Resync) => {
                 // The kernel dropped notifications (ENOBUFS): what we know may be
                 // stale, so start over with fresh dumps on the same subscription.
                 debug!("netlink notifications were lost; listing links and addresses again");
             }
-            Ok(result) => return result,
         }
     }
 }
 
-/// Notifications were lost; the caller starts over.
-struct Resync;
+/// Why one pass of [`watch_once`] ended without an address.
+enum Stop {
+    /// Notifications were lost; the caller starts over.
+    Resync,
+    Failed(AddressError),
+}
 
-async fn watch_once(
-    socket: &TokioSocket,
-    iface: &str,
-) -> Result<Result<Ipv4Addr, AddressError>, Resync> {
+impl From<AddressError> for Stop {
+    fn from(e: AddressError) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+async fn watch_once(socket: &TokioSocket, iface: &str) -> Result<Ipv4Addr, Stop> {
     let mut watch = AddressWatch::new(iface);
     let mut link_query = LinkMessage::default();
     link_query.header.interface_family = AddressFamily::Unspec;
-    if let Err(e) = request_dump(
+    request_dump(
         socket,
         RouteNetlinkMessage::GetLink(link_query),
         LINK_DUMP_SEQ,
     )
-    .await
-    {
-        return Ok(Err(e));
-    }
+    .await?;
     let mut addresses_requested = false;
     loop {
         let datagram = match socket.recv_from_full().await {
             Ok((datagram, _from)) => datagram,
-            Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) => return Err(Resync),
-            Err(e) => return Ok(Err(AddressError::Netlink(e))),
+            Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) => return Err(Stop::Resync),
+            Err(e) => return Err(AddressError::Netlink(e).into()),
         };
         for message in split_messages(&datagram) {
-            let event = match to_event(message) {
-                Ok(Some(event)) => event,
-                Ok(None) => continue,
-                Err(e) => return Ok(Err(AddressError::Netlink(e))),
+            let Some(event) = to_event(message).map_err(AddressError::Netlink)? else {
+                continue;
             };
             let links_done = event == AddressEvent::LinksListed;
             match watch.on_event(event) {
                 WatchState::Waiting => {}
                 WatchState::Ready(address) => {
                     info!("{iface} has the IPv4 address {address}");
-                    return Ok(Ok(address));
+                    return Ok(address);
                 }
                 WatchState::NoSuchInterface => {
-                    return Ok(Err(AddressError::NoSuchInterface(iface.to_owned())));
+                    return Err(AddressError::NoSuchInterface(iface.to_owned()).into());
                 }
-                WatchState::Vanished => return Ok(Err(AddressError::Vanished(iface.to_owned()))),
+                WatchState::Vanished => return Err(AddressError::Vanished(iface.to_owned()).into()),
             }
             // One dump at a time per socket: addresses only after the links are listed.
             if links_done && !addresses_requested {
@@ -260,15 +263,8 @@ async fn watch_once(
                 );
                 let mut address_query = AddressMessage::default();
                 address_query.header.family = AddressFamily::Inet;
-                if let Err(e) = request_dump(
-                    socket,
-                    RouteNetlinkMessage::GetAddress(address_query),
-                    ADDRESS_DUMP_SEQ,
-                )
-                .await
-                {
-                    return Ok(Err(e));
-                }
+                let request = RouteNetlinkMessage::GetAddress(address_query);
+                request_dump(socket, request, ADDRESS_DUMP_SEQ).await?;
             }
         }
     }
