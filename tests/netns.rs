@@ -75,8 +75,49 @@ impl Netns {
 
     /// Like [`Netns::scopecam`], with extra environment variables.
     fn scopecam_with(&self, name: &'static str, args: &[&str], env: &[(&str, &Path)]) -> Proc {
+        self.spawn(name, &[BIN], args, env)
+    }
+
+    /// `scopecam ARGS` as user nobody without any capability, as the service runs
+    /// (a system user, empty CapabilityBoundingSet); as root when setpriv is missing
+    /// or nobody cannot run the test binary (a build tree in a private directory).
+    fn scopecam_unprivileged(&self, name: &'static str, args: &[&str]) -> Proc {
+        const SETPRIV: [&str; 7] = [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            BIN,
+        ];
+        let usable = Command::new(SETPRIV[0])
+            .args(&SETPRIV[1..])
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if usable {
+            self.spawn(name, &SETPRIV, args, &[])
+        } else {
+            eprintln!(
+                "note: running {name} as root: setpriv is missing or nobody cannot run {BIN}"
+            );
+            self.scopecam(name, args)
+        }
+    }
+
+    fn spawn(
+        &self,
+        name: &'static str,
+        command: &[&str],
+        args: &[&str],
+        env: &[(&str, &Path)],
+    ) -> Proc {
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.name, BIN])
+            .args(["netns", "exec", &self.name])
+            .args(command)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -260,7 +301,7 @@ fn probe_without_a_scope_says_no_answer_and_exits_1() {
 }
 
 #[test]
-fn probe_waits_for_an_address_that_comes_late() {
+fn unprivileged_probe_waits_for_an_address_that_comes_late() {
     let Some([bridge, scope]) = namespaces("late", ["br", "sc"]) else {
         return;
     };
@@ -268,7 +309,9 @@ fn probe_waits_for_an_address_that_comes_late() {
     bridge.veth("scopeA", None, &scope, "eth0", SCOPE_ADDR);
     let _sim = scope.simulator(320, 240);
     let started = Instant::now();
-    let probe = bridge.scopecam("probe", &probe_args("scopeA", "8"));
+    // Unprivileged, like the service: netlink notifications and SO_BINDTODEVICE on an
+    // unbound socket need no capability.
+    let probe = bridge.scopecam_unprivileged("probe", &probe_args("scopeA", "8"));
     std::thread::sleep(Duration::from_millis(1500));
     bridge.ip(&["addr", "add", BRIDGE_ADDR, "dev", "scopeA"]);
     let (code, out, err) = finish(probe, Duration::from_secs(25));
