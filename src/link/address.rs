@@ -23,10 +23,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use netlink_packet_core::{
-    NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    NLA_TYPE_MASK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkBuffer, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload, NlasIterator,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
-use netlink_packet_route::link::{LinkAttribute, LinkMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressHeader, AddressMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkHeader, LinkMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{AsyncSocket, AsyncSocketExt, SocketAddr, TokioSocket, protocols::NETLINK_ROUTE};
 use tracing::{debug, info};
@@ -238,10 +239,7 @@ async fn watch_once(socket: &TokioSocket, iface: &str) -> Result<Ipv4Addr, Stop>
             Err(e) if e.raw_os_error() == Some(nix::libc::ENOBUFS) => return Err(Stop::Resync),
             Err(e) => return Err(AddressError::Netlink(e).into()),
         };
-        for message in split_messages(&datagram) {
-            let Some(event) = to_event(message).map_err(AddressError::Netlink)? else {
-                continue;
-            };
+        for event in events(&datagram).map_err(AddressError::Netlink)? {
             let links_done = event == AddressEvent::LinksListed;
             match watch.on_event(event) {
                 WatchState::Waiting => {}
@@ -289,25 +287,92 @@ async fn request_dump(
     Ok(())
 }
 
-/// The netlink messages in one datagram; a message that does not parse is skipped
-/// (a newer kernel may send attributes this crate version does not know).
-fn split_messages(datagram: &[u8]) -> Vec<NetlinkMessage<RouteNetlinkMessage>> {
-    let mut messages = Vec::new();
+/// The events in one datagram of netlink messages, in order; `Err` for an error
+/// answer to one of our dumps.
+fn events(datagram: &[u8]) -> io::Result<Vec<AddressEvent>> {
+    let mut events = Vec::new();
     let mut at = 0;
     while let Some(header) = datagram.get(at..at + 4) {
         let len = u32::from_ne_bytes([header[0], header[1], header[2], header[3]]) as usize;
         let Some(bytes) = datagram.get(at..at + len).filter(|_| len >= 16) else {
             break;
         };
-        match NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes) {
-            Ok(message) => messages.push(message),
-            Err(e) => debug!("skipping a netlink message that does not parse: {e}"),
-        }
+        let event = match NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes) {
+            Ok(message) => to_event(message)?,
+            Err(e) => {
+                // netlink-packet-route decodes every attribute; one it cannot (a newer
+                // kernel's) fails the whole message. Missing our link in the dump
+                // would read as "no such interface", so fall back to the few fields
+                // needed here.
+                debug!(
+                    "netlink message not fully decoded ({e}); reading its index and name/address only"
+                );
+                lenient_event(bytes)
+            }
+        };
+        events.extend(event);
         // Messages are padded to 4 bytes.
         at += (len + 3) & !3;
     }
-    messages
+    Ok(events)
 }
+
+/// Kernel attribute numbers (linux/if_link.h, linux/if_addr.h) for [`lenient_event`].
+const IFLA_IFNAME: u16 = 3;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
+const RTM_NEWADDR: u16 = 20;
+const RTM_DELADDR: u16 = 21;
+
+/// The event in a link or address message that did not decode as a whole: the
+/// fixed header through the crate's header parsers, then only the attributes
+/// needed (interface name; IPv4 local/peer address).
+fn lenient_event(bytes: &[u8]) -> Option<AddressEvent> {
+    let message = NetlinkBuffer::new_checked(bytes).ok()?;
+    let payload = message.payload();
+    let attribute = |offset: usize, kind: u16| -> Option<Vec<u8>> {
+        NlasIterator::new(payload.get(offset..)?)
+            .map_while(Result::ok)
+            .find(|nla| nla.kind() & NLA_TYPE_MASK == kind)
+            .map(|nla| nla.value().to_vec())
+    };
+    match message.message_type() {
+        RTM_NEWLINK => {
+            let index = LinkHeader::parse(payload).ok()?.index;
+            let raw = attribute(LINK_HEADER_LEN, IFLA_IFNAME)?;
+            let name = raw.split(|&b| b == 0).next()?;
+            Some(AddressEvent::Link {
+                index,
+                name: String::from_utf8_lossy(name).into_owned(),
+            })
+        }
+        RTM_DELLINK => Some(AddressEvent::LinkRemoved {
+            index: LinkHeader::parse(payload).ok()?.index,
+        }),
+        kind @ (RTM_NEWADDR | RTM_DELADDR) => {
+            let header = AddressHeader::parse(payload).ok()?;
+            if header.family != AddressFamily::Inet {
+                return None;
+            }
+            let raw = attribute(ADDRESS_HEADER_LEN, IFA_LOCAL)
+                .or_else(|| attribute(ADDRESS_HEADER_LEN, IFA_ADDRESS))?;
+            let octets: [u8; 4] = raw.as_slice().try_into().ok()?;
+            let (index, address) = (header.index, Ipv4Addr::from(octets));
+            Some(if kind == RTM_NEWADDR {
+                AddressEvent::AddressAdded { index, address }
+            } else {
+                AddressEvent::AddressRemoved { index, address }
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Fixed header sizes of link (`ifinfomsg`) and address (`ifaddrmsg`) messages.
+const LINK_HEADER_LEN: usize = 16;
+const ADDRESS_HEADER_LEN: usize = 8;
 
 /// What a netlink message means for the watch; `Err` for an error answer to our dumps.
 fn to_event(message: NetlinkMessage<RouteNetlinkMessage>) -> io::Result<Option<AddressEvent>> {
@@ -541,6 +606,123 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// One serialized netlink message, as the kernel would send it.
+    fn wire(sequence: u32, payload: NetlinkPayload<RouteNetlinkMessage>) -> Vec<u8> {
+        let mut header = NetlinkHeader::default();
+        header.sequence_number = sequence;
+        let mut message = NetlinkMessage::new(header, payload);
+        message.finalize();
+        let mut bytes = vec![0; message.buffer_len()];
+        message.serialize(&mut bytes);
+        bytes
+    }
+
+    fn new_link(index: u32, name: &str) -> Vec<u8> {
+        let mut link = LinkMessage::default();
+        link.header.index = index;
+        link.attributes.push(LinkAttribute::IfName(name.into()));
+        wire(
+            LINK_DUMP_SEQ,
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)),
+        )
+    }
+
+    fn new_address(index: u32, local: Ipv4Addr) -> Vec<u8> {
+        let mut address = AddressMessage::default();
+        address.header.family = AddressFamily::Inet;
+        address.header.prefix_len = 24;
+        address.header.index = index;
+        address
+            .attributes
+            .push(AddressAttribute::Address(IpAddr::V4(B)));
+        address
+            .attributes
+            .push(AddressAttribute::Local(IpAddr::V4(local)));
+        wire(
+            0,
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(address)),
+        )
+    }
+
+    #[test]
+    fn messages_become_events_in_order() {
+        let mut datagram = new_link(7, "enx1");
+        datagram.extend(new_address(7, A));
+        datagram.extend(wire(
+            LINK_DUMP_SEQ,
+            NetlinkPayload::Done(Default::default()),
+        ));
+        // The end of the address dump means nothing to the watch.
+        datagram.extend(wire(
+            ADDRESS_DUMP_SEQ,
+            NetlinkPayload::Done(Default::default()),
+        ));
+        assert_eq!(
+            events(&datagram).unwrap(),
+            [link(7, "enx1"), added(7, A), AddressEvent::LinksListed]
+        );
+    }
+
+    #[test]
+    fn an_error_answer_is_an_error() {
+        let mut error = netlink_packet_core::ErrorMessage::default();
+        error.code = std::num::NonZeroI32::new(-nix::libc::EPERM);
+        let err = events(&wire(LINK_DUMP_SEQ, NetlinkPayload::Error(error))).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(nix::libc::EPERM));
+    }
+
+    #[test]
+    fn lenient_reading_finds_the_same_events() {
+        // The fallback for messages the crate cannot decode in full.
+        assert_eq!(lenient_event(&new_link(7, "enx1")), Some(link(7, "enx1")));
+        assert_eq!(
+            lenient_event(&new_address(7, A)),
+            Some(added(7, A)),
+            "IFA_LOCAL wins"
+        );
+        let mut gone = LinkMessage::default();
+        gone.header.index = 7;
+        let bytes = wire(
+            0,
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(gone)),
+        );
+        assert_eq!(
+            lenient_event(&bytes),
+            Some(AddressEvent::LinkRemoved { index: 7 })
+        );
+        // An attribute the crate rejects (a 2-byte IFLA_MTU) fails the whole message
+        // in the crate; the fallback still reads the link's index and name.
+        let mut odd = new_link(7, "enx1");
+        odd.extend_from_slice(&[6, 0, 4, 0, 0x05, 0xdc, 0, 0]);
+        let len = (odd.len() as u32).to_ne_bytes();
+        odd[..4].copy_from_slice(&len);
+        assert!(NetlinkMessage::<RouteNetlinkMessage>::deserialize(&odd).is_err());
+        assert_eq!(events(&odd).unwrap(), [link(7, "enx1")]);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_datagrams_never_panic(data in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = events(&data);
+            let _ = lenient_event(&data);
+        }
+
+        #[test]
+        fn corrupted_messages_never_panic(
+            at in 0usize..64,
+            value in any::<u8>(),
+            cut in 0usize..8,
+        ) {
+            let mut bytes = new_link(7, "enx1");
+            bytes.extend(new_address(7, A));
+            let at = at % bytes.len();
+            bytes[at] = value;
+            bytes.truncate(bytes.len() - cut);
+            let _ = events(&bytes);
+            let _ = lenient_event(&bytes);
         }
     }
 
