@@ -4,7 +4,8 @@
 //! address, the scope's answer to a button poll, a 2-second look at its video, then
 //! v4l2loopback, the labelled device and whether a bridge already runs on the
 //! interface. Every failing line says what to do. Exit 0 when the scope answered with
-//! video, 1 otherwise; the camera-side lines are advice and do not change the code.
+//! video (or answered while a running bridge streams from it: then the video is not
+//! touched), 1 otherwise; the camera-side lines are advice and do not change the code.
 
 use std::fmt;
 use std::net::SocketAddr;
