@@ -1,6 +1,7 @@
 //! The command line: `scopecam run` (the bridge) and `scopecam simulate`
 //! (a fake scope for trying everything without hardware).
 
+mod probe;
 mod run;
 mod simulate;
 
@@ -33,6 +34,26 @@ pub enum Command {
     Run(RunArgs),
     /// Pretend to be a scope: stream a test pattern or an .mjpeg file over UDP.
     Simulate(SimulateArgs),
+    /// Check whether a scope answers (and its frame size and rate) and whether the
+    /// camera side is ready; one line per check, each failure says what to do.
+    /// Exit 0 when the scope answered with video, 1 otherwise.
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Configuration file [default: /etc/scopecam/config.toml if it exists].
+    #[arg(long, value_name = "PATH", env = "SCOPECAM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The scope's IPv4 address [default: 192.168.10.123].
+    #[arg(long, value_name = "IP")]
+    pub scope: Option<String>,
+    /// The scope's network interface (enx...): checked, and the sockets are bound to it.
+    #[arg(long, value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// Longest wait for the interface's address and for the scope's answer, each.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = parse_seconds)]
+    pub timeout: f64,
 }
 
 #[derive(Debug, Args)]
@@ -158,6 +179,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Simulate(args) => simulate::simulate(args),
+        Command::Probe(args) => probe::probe(args),
     }
 }
 
@@ -270,6 +292,34 @@ mod tests {
         assert_eq!(args.frames, Some(3));
         assert_eq!(args.video_port, Some(1));
         assert_eq!(args.output.as_deref(), Some("y4m:-"));
+    }
+
+    #[test]
+    fn probe_flags_have_the_documented_names() {
+        let cli = Cli::try_parse_from([
+            "scopecam",
+            "probe",
+            "--interface",
+            "enx1",
+            "--scope",
+            "127.0.0.5",
+            "--timeout",
+            "2.5",
+            "--config",
+            "/c.toml",
+        ])
+        .unwrap();
+        let Command::Probe(args) = cli.command else {
+            panic!("not probe")
+        };
+        assert_eq!(args.interface.as_deref(), Some("enx1"));
+        assert_eq!(args.timeout, 2.5);
+        let Command::Probe(args) = Cli::try_parse_from(["scopecam", "probe"]).unwrap().command
+        else {
+            panic!("not probe")
+        };
+        assert_eq!(args.timeout, 5.0);
+        assert!(Cli::try_parse_from(["scopecam", "probe", "--timeout", "0"]).is_err());
     }
 
     #[test]

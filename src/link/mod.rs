@@ -4,8 +4,11 @@
 //! ([`crate::frames::Reassembler`], [`crate::button::ButtonTracker`]); what
 //! comes out of them goes to the frame path through a [`crate::bridge::mailbox::Mailbox`].
 
+pub mod address;
 pub mod button;
 pub mod health;
+pub mod measure;
+pub mod probe;
 pub mod socket;
 pub mod video;
 
