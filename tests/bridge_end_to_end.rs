@@ -170,11 +170,15 @@ fn button_presses_save_the_next_frames_original_bytes() {
             "0.5",
         ],
     );
+    let started = std::time::Instant::now();
     let mut bridge = bridge(
         ip,
         &["--snapshot-dir", snaps.to_str().unwrap(), "--frames", "60"],
     );
     let status = bridge.wait_for_exit(Duration::from_secs(60));
+    // On a loaded machine the (debug) simulator streams slower than 20 fps,
+    // so the run takes longer and more presses fall into it.
+    let most_presses = (started.elapsed().as_secs_f64() / 0.5).ceil() as usize + 2;
     let log = bridge.stderr();
     assert!(status.success(), "{log}");
     let mut names: Vec<_> = std::fs::read_dir(&snaps)
@@ -184,7 +188,7 @@ fn button_presses_save_the_next_frames_original_bytes() {
     names.sort();
     // 60 frames at 20 fps is about 3 s: presses every 0.5 s give about 6.
     assert!(
-        (3..=8).contains(&names.len()),
+        (3..=most_presses.max(8)).contains(&names.len()),
         "{} snapshots: {names:?}\n{log}",
         names.len()
     );
@@ -262,10 +266,19 @@ fn bridge_rides_out_a_scope_that_disappears_and_comes_back() {
             "60",
         ],
     );
-    std::thread::sleep(Duration::from_millis(1500));
+    // Unplug only once pictures flow, however slowly a loaded machine starts.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while split_mjpeg(&std::fs::read(&out).unwrap_or_default()).len() < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no frames before the unplug"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     sim.child.kill().unwrap(); // unplugged: no stop, no goodbye
     sim.child.wait().unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+    // Twice the 2 s stall timeout, so the stall is seen even under load.
+    std::thread::sleep(Duration::from_secs(4));
     assert!(
         bridge.child.try_wait().unwrap().is_none(),
         "the bridge must keep running without a scope"
