@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, info, warn};
 
+use super::BridgeObserver;
 use super::idle::{IdleFrame, IdleSchedule};
 use super::mailbox::{Mailbox, Taken};
 use super::stats::{Stats, bump, read};
@@ -93,6 +94,9 @@ pub struct FramePath {
     pub frame_limit: Option<u64>,
     /// Buffers go back to the reassembler for reuse.
     pub recycle: Sender<Vec<u8>>,
+    /// Told about the first frame written and about every turn of the loop (the
+    /// service's readiness and watchdog).
+    pub observer: Arc<dyn BridgeObserver>,
 }
 
 /// What a fixed-geometry output needs besides the decoder.
@@ -151,13 +155,25 @@ enum Step {
 impl FramePath {
     /// Takes frames from `mailbox` until it closes, the frame limit is
     /// reached, or the output goes away. Flushes the sink before returning.
+    ///
+    /// The loop turns at least every [`MAX_WAIT`], with or without scope frames, and
+    /// tells the observer each time: that is what feeds the service's watchdog, so a
+    /// wedged frame path (a write that never returns) stops feeding it.
     pub fn run(mut self, mailbox: &Mailbox<ArrivedFrame>) -> Result<PathEnd, SinkError> {
+        let mut announced_first_write = false;
         let end = loop {
             let step = match mailbox.take(self.wait()) {
                 Taken::Item(frame) => self.handle(frame)?,
                 Taken::Empty => self.write_idle_frame()?,
                 Taken::Closed => break PathEnd::Closed,
             };
+            if !announced_first_write
+                && read(&self.stats.frames_written) + read(&self.stats.idle_frames) > 0
+            {
+                announced_first_write = true;
+                self.observer.first_write();
+            }
+            self.observer.tick(Instant::now());
             if let Step::End(end) = step {
                 break end;
             }
@@ -251,6 +267,9 @@ impl FramePath {
                     .latency
                     .record(written_at.saturating_duration_since(completed_at));
                 bump(&self.stats.frames_written);
+                if let Some((width, height)) = crate::decode::jpeg_dimensions(jpeg) {
+                    self.stats.set_scope_size(width, height);
+                }
                 if let Some(camera) = &mut self.camera {
                     camera.idle.on_scope_frame(written_at);
                     if let Some(pictures) = &mut camera.jpeg {
@@ -367,6 +386,54 @@ mod tests {
             stats: Arc::new(Stats::default()),
             frame_limit: None,
             recycle,
+            observer: Arc::new(crate::bridge::NullObserver),
+        }
+    }
+
+    /// Counts what the frame path tells its observer.
+    #[derive(Default)]
+    struct CountingObserver {
+        first_writes: std::sync::atomic::AtomicU64,
+        ticks: std::sync::atomic::AtomicU64,
+    }
+
+    impl BridgeObserver for CountingObserver {
+        fn first_write(&self) {
+            bump(&self.first_writes);
+        }
+        fn tick(&self, _now: Instant) {
+            bump(&self.ticks);
+        }
+    }
+
+    /// The watchdog is fed from the loop, so the loop must keep turning while the scope
+    /// is silent: for a camera (idle frames) and for a file output (mailbox timeouts).
+    #[test]
+    fn the_loop_keeps_ticking_without_scope_frames() {
+        for camera in [true, false] {
+            let mut path = camera_path(Arc::new(Mutex::new(Vec::new())));
+            if !camera {
+                path.camera = None;
+            }
+            let observer = Arc::new(CountingObserver::default());
+            path.observer = observer.clone();
+            let mailbox = Arc::new(Mailbox::new());
+            let runner = {
+                let mailbox = mailbox.clone();
+                std::thread::spawn(move || path.run(&mailbox))
+            };
+            std::thread::sleep(Duration::from_millis(1100));
+            mailbox.close();
+            runner.join().unwrap().unwrap();
+            let ticks = read(&observer.ticks);
+            // At most MAX_WAIT (200 ms) between turns: 5 in 1.1 s, some slack for a busy host.
+            assert!(ticks >= 4, "camera={camera}: only {ticks} ticks in 1.1 s");
+            let expected_first_writes = u64::from(camera);
+            assert_eq!(
+                read(&observer.first_writes),
+                expected_first_writes,
+                "camera={camera}: a camera writes \"no signal\" at once, a file waits for the scope"
+            );
         }
     }
 
