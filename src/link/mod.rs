@@ -4,8 +4,10 @@
 //! ([`crate::frames::Reassembler`], [`crate::button::ButtonTracker`]); what
 //! comes out of them goes to the frame path through a [`crate::bridge::mailbox::Mailbox`].
 
+pub mod address;
 pub mod button;
 pub mod health;
+pub mod probe;
 pub mod socket;
 pub mod video;
 
