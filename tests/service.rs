@@ -126,8 +126,9 @@ fn service_notifies_publishes_its_state_and_stops_cleanly() {
         count(m, "READY=1") == 1
     });
     notify.until(Duration::from_secs(20), "a streaming STATUS", |m| {
-        m.iter()
-            .any(|l| l.starts_with("STATUS=streaming 640x480 ") && l.contains("mjpeg to"))
+        m.iter().any(|l| {
+            l.starts_with("STATUS=streaming 640x480 ") && l.contains("fps; output mjpeg to")
+        })
     });
     // A 2 s watchdog is fed about every second, from the frame path.
     notify.until(Duration::from_secs(10), "three WATCHDOG=1", |m| {
@@ -196,7 +197,13 @@ fn two_services_get_two_cameras() {
     let runtime = dir.path().to_owned();
     let _first_scope = simulator("127.76.0.2", &[]);
     let _second_scope = simulator("127.76.0.3", &[]);
-    let mut first = service("127.76.0.2", &runtime, "null", |_| {});
+    // The first one's watchdog belongs to another process (WATCHDOG_PID): it must not feed it.
+    let mut notify = NotifySocket::bind(dir.path());
+    let mut first = service("127.76.0.2", &runtime, "null", |cmd| {
+        cmd.env("NOTIFY_SOCKET", &notify.path)
+            .env("WATCHDOG_USEC", "200000")
+            .env("WATCHDOG_PID", "1");
+    });
     wait_for(Duration::from_secs(15), "the first slot", || {
         is_taken(&runtime, 1)
     });
@@ -204,6 +211,20 @@ fn two_services_get_two_cameras() {
     wait_for(Duration::from_secs(15), "the second slot", || {
         is_taken(&runtime, 2)
     });
+    notify.until(Duration::from_secs(10), "READY=1", |m| {
+        count(m, "READY=1") == 1
+    });
+    // 0.2 s watchdog: fed every 0.1 s if it were ours. Give it a second to show up.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    notify.until(Duration::from_secs(2), "a second to pass", |_| {
+        Instant::now() > deadline
+    });
+    assert_eq!(
+        count(&notify.messages, "WATCHDOG=1"),
+        0,
+        "{:?}",
+        notify.messages
+    );
     for svc in [&mut first, &mut second] {
         svc.terminate();
         assert!(svc.wait_for_exit(Duration::from_secs(10)).success());

@@ -328,9 +328,14 @@ mod tests {
     /// Every frame a sink got: (was it an idle frame, the picture).
     type Written = Arc<Mutex<Vec<(bool, YuyvFrame)>>>;
 
-    /// A camera-like sink that remembers what it was given.
+    /// Holds writes until opened: `(open, opened)`.
+    type Gate = Arc<(Mutex<bool>, std::sync::Condvar)>;
+
+    /// A camera-like sink that remembers what it was given; with a gate, every write
+    /// after the first waits for it (a driver that wedges).
     struct FakeCamera {
         written: Written,
+        wedge: Option<Gate>,
     }
 
     impl Sink for FakeCamera {
@@ -349,6 +354,12 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push((frame.jpeg.is_empty(), picture));
+            if let Some((open, opened)) = self.wedge.as_deref() {
+                let mut open = open.lock().unwrap();
+                while self.written.lock().unwrap().len() > 1 && !*open {
+                    open = opened.wait(open).unwrap();
+                }
+            }
             Ok(())
         }
         fn flush(&mut self) -> Result<(), SinkError> {
@@ -367,7 +378,10 @@ mod tests {
     fn camera_path(written: Written) -> FramePath {
         let (recycle, _) = std::sync::mpsc::channel();
         FramePath {
-            sink: Box::new(FakeCamera { written }),
+            sink: Box::new(FakeCamera {
+                written,
+                wedge: None,
+            }),
             decoder: Decoder::new(),
             camera: Some(Camera::new(
                 Framer::new(Placement {
@@ -406,6 +420,36 @@ mod tests {
         }
     }
 
+    /// A running frame path watched by a [`CountingObserver`].
+    struct Observed {
+        observer: Arc<CountingObserver>,
+        mailbox: Arc<Mailbox<ArrivedFrame>>,
+        runner: std::thread::JoinHandle<Result<PathEnd, SinkError>>,
+    }
+
+    impl Observed {
+        fn start(mut path: FramePath) -> Self {
+            let observer = Arc::new(CountingObserver::default());
+            path.observer = observer.clone();
+            let mailbox = Arc::new(Mailbox::new());
+            let runner = {
+                let mailbox = mailbox.clone();
+                std::thread::spawn(move || path.run(&mailbox))
+            };
+            Observed {
+                observer,
+                mailbox,
+                runner,
+            }
+        }
+
+        fn stop(self) -> Arc<CountingObserver> {
+            self.mailbox.close();
+            self.runner.join().unwrap().unwrap();
+            self.observer
+        }
+    }
+
     /// The watchdog is fed from the loop, so the loop must keep turning while the scope
     /// is silent: for a camera (idle frames) and for a file output (mailbox timeouts).
     #[test]
@@ -415,16 +459,9 @@ mod tests {
             if !camera {
                 path.camera = None;
             }
-            let observer = Arc::new(CountingObserver::default());
-            path.observer = observer.clone();
-            let mailbox = Arc::new(Mailbox::new());
-            let runner = {
-                let mailbox = mailbox.clone();
-                std::thread::spawn(move || path.run(&mailbox))
-            };
+            let running = Observed::start(path);
             std::thread::sleep(Duration::from_millis(1100));
-            mailbox.close();
-            runner.join().unwrap().unwrap();
+            let observer = running.stop();
             let ticks = read(&observer.ticks);
             // At most MAX_WAIT (200 ms) between turns: 5 in 1.1 s, some slack for a busy host.
             assert!(ticks >= 4, "camera={camera}: only {ticks} ticks in 1.1 s");
@@ -435,6 +472,30 @@ mod tests {
                 "camera={camera}: a camera writes \"no signal\" at once, a file waits for the scope"
             );
         }
+    }
+
+    /// What the watchdog relies on: a frame path stuck in a write stops ticking.
+    #[test]
+    fn a_wedged_write_stops_the_ticks() {
+        let release: Gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let mut path = camera_path(Arc::new(Mutex::new(Vec::new())));
+        path.sink = Box::new(FakeCamera {
+            written: Arc::new(Mutex::new(Vec::new())),
+            wedge: Some(release.clone()),
+        });
+        let running = Observed::start(path);
+        let observer = running.observer.clone();
+        // The first idle frame goes out at once, the second (50 ms later at 20 fps) wedges.
+        std::thread::sleep(Duration::from_millis(400));
+        let stuck_at = read(&observer.ticks);
+        std::thread::sleep(Duration::from_millis(600));
+        assert_eq!(read(&observer.ticks), stuck_at, "no ticks while wedged");
+        assert!(stuck_at <= 2, "{stuck_at} ticks before wedging");
+        assert_eq!(read(&observer.first_writes), 1);
+        *release.0.lock().unwrap() = true;
+        release.1.notify_all();
+        running.stop();
+        assert!(read(&observer.ticks) > stuck_at, "ticks again once unstuck");
     }
 
     #[test]

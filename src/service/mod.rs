@@ -36,6 +36,8 @@ pub const SYSTEM_RUNTIME_DIR: &str = "/run/scopecam";
 
 /// How often the state file is rewritten (and the link state sampled).
 const STATE_INTERVAL: Duration = Duration::from_secs(1);
+/// How often to look whether the bridge has opened its output, before the first sample.
+const START_POLL: Duration = Duration::from_millis(20);
 
 /// How the service ended without an error.
 #[derive(Debug)]
@@ -250,17 +252,21 @@ pub async fn serve(
     let bridged = {
         let bridge = bridge::run_observed(&settings, None, shutdown.clone(), notifier.clone());
         tokio::pin!(bridge);
-        let mut ticker = tokio::time::interval(STATE_INTERVAL);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first sample as soon as the output is open, so the state file and the
+        // STATUS are there right away; then one every STATE_INTERVAL.
+        let mut next = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 result = &mut bridge => break result,
-                _ = ticker.tick() => {
-                    if let Some(started) = notifier.bridge() {
-                        if let Some(line) = publisher.publish(Instant::now(), started) {
-                            notifier.status(&line);
-                        }
+                _ = tokio::time::sleep_until(next) => {
+                    let Some(started) = notifier.bridge() else {
+                        next += START_POLL;
+                        continue;
+                    };
+                    if let Some(line) = publisher.publish(Instant::now(), started) {
+                        notifier.status(&line);
                     }
+                    next = tokio::time::Instant::now() + STATE_INTERVAL;
                 }
             }
         }

@@ -124,6 +124,9 @@ impl Notifier {
 
 impl BridgeObserver for Notifier {
     fn started(&self, started: &BridgeStarted) {
+        // Sent with READY=1 unless the state file's first sample says more by then.
+        *self.status.lock().unwrap_or_else(|p| p.into_inner()) =
+            format!("bridge started: {}", started.output);
         let _ = self.started.set(started.clone());
     }
 

@@ -190,11 +190,12 @@ pub fn status_line(state: &BridgeState) -> String {
                 .scope_size
                 .map(|[w, h]| format!("{w}x{h} "))
                 .unwrap_or_default();
-            format!(
-                "streaming {size}{:.0} fps to {}",
-                state.scope_fps,
-                target(state)
-            )
+            let fps = state.scope_fps;
+            if camera {
+                format!("streaming {size}{fps:.0} fps to {}", target(state))
+            } else {
+                format!("streaming {size}{fps:.0} fps; output {}", target(state))
+            }
         }
         LinkState::Waiting if camera => format!(
             "waiting for video from {} on {}; {} shows \"no signal\"",
@@ -351,6 +352,11 @@ mod tests {
             status_line(&file),
             "no signal: the scope on enx00e04c680001 stopped sending video; \
              output mjpeg to /tmp/x.mjpeg"
+        );
+        file.link_state = LinkState::Streaming;
+        assert_eq!(
+            status_line(&file),
+            "streaming 640x480 15 fps; output mjpeg to /tmp/x.mjpeg"
         );
     }
 
