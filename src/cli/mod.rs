@@ -37,10 +37,20 @@ pub enum Command {
     Run(RunArgs),
     /// Pretend to be a scope: stream a test pattern or an .mjpeg file over UDP.
     Simulate(SimulateArgs),
-    /// Serve the scope on one network interface (what scopecam@IFACE.service runs):
-    /// wait for its address, check a scope answers, then bridge it to a camera.
+    /// Serve the scope on one network interface (what scopecam@IFACE.service runs).
+    ///
+    /// Waits up to address_timeout_s for an IPv4 address on IFACE, checks that a
+    /// borescope answers within probe_timeout_s (if none does, exits 0 without touching
+    /// anything), claims a camera slot ("Borescope", "Borescope 2", ...) and bridges the
+    /// scope to it. Under systemd it reports readiness, status and watchdog
+    /// (Type=notify), and keeps its state in $RUNTIME_DIRECTORY/IFACE.json for
+    /// `scopecam status`. The default output is v4l2.
     Service(ServiceArgs),
     /// Show the running bridges: interface, camera, link state, rates, drops, readers.
+    ///
+    /// Reads the state files of running services ($RUNTIME_DIRECTORY, else
+    /// /run/scopecam and $XDG_RUNTIME_DIR/scopecam). Exits 0 if at least one bridge
+    /// runs, 3 if none does.
     Status(StatusArgs),
     /// Write man pages and shell completions to DIR (for packaging).
     #[command(hide = true)]
