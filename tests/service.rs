@@ -286,6 +286,25 @@ fn an_interface_where_nothing_answers_is_left_alone() {
 }
 
 #[test]
+fn sigterm_while_probing_exits_0_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut svc = service("127.76.0.11", dir.path(), "null", |cmd| {
+        cmd.env("SCOPECAM_PROBE_TIMEOUT_S", "30");
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    let asked = Instant::now();
+    svc.terminate();
+    let exit = svc.wait_for_exit(Duration::from_secs(5));
+    assert!(exit.success(), "exit {exit:?}; log:\n{}", svc.stderr());
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
 fn a_missing_interface_is_an_unplugged_scope() {
     let dir = tempfile::tempdir().unwrap();
     let mut svc = Proc::spawn_with(

@@ -400,6 +400,23 @@ mod tests {
         assert_eq!(choose_runtime_dir(None, false, None), None);
     }
 
+    #[test]
+    fn no_address_says_what_to_check() {
+        let text = ServiceError::NoAddress {
+            iface: "enx00e04c680001".into(),
+            secs: 20,
+        }
+        .to_string();
+        for needle in [
+            "after 20 s",
+            "ip -4 addr show enx00e04c680001",
+            "\"No address\"",
+            "address_timeout_s",
+        ] {
+            assert!(text.contains(needle), "{needle}: {text}");
+        }
+    }
+
     fn settings(file: &str) -> Settings {
         let f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
         std::fs::write(f.path(), file).unwrap();
