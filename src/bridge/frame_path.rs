@@ -156,7 +156,7 @@ impl FramePath {
     /// Takes frames from `mailbox` until it closes, the frame limit is
     /// reached, or the output goes away. Flushes the sink before returning.
     ///
-    /// The loop turns at least every [`MAX_WAIT`], with or without scope frames, and
+    /// The loop turns at least every 200 ms (`MAX_WAIT`), with or without scope frames, and
     /// tells the observer each time: that is what feeds the service's watchdog, so a
     /// wedged frame path (a write that never returns) stops feeding it.
     pub fn run(mut self, mailbox: &Mailbox<ArrivedFrame>) -> Result<PathEnd, SinkError> {

@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use serde::Serialize;
 
@@ -186,8 +185,7 @@ fn count_consumers(device: &Path, bridge_pid: u32) -> Consumers {
 }
 
 fn uptime(secs: u64) -> String {
-    let d = Duration::from_secs(secs).as_secs();
-    let (h, m, s) = (d / 3600, d / 60 % 60, d % 60);
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
     if h > 0 {
         format!("{h}h {m:02}m {s:02}s")
     } else if m > 0 {

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -104,12 +103,11 @@ pub struct Counters {
 
 impl Counters {
     pub fn read(stats: &Stats) -> Self {
-        let get = |c: &AtomicU64| read(c);
         Counters {
-            datagrams: get(&stats.datagrams),
-            frames_complete: get(&stats.frames_complete),
-            frames_written: get(&stats.frames_written),
-            idle_frames: get(&stats.idle_frames),
+            datagrams: read(&stats.datagrams),
+            frames_complete: read(&stats.frames_complete),
+            frames_written: read(&stats.frames_written),
+            idle_frames: read(&stats.idle_frames),
         }
     }
 }
