@@ -13,6 +13,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::protocol::{DEFAULT_CONTROL_PORT, DEFAULT_SCOPE_ADDR, DEFAULT_VIDEO_PORT};
+#[cfg(test)]
+use crate::sinks::V4l2Target;
 use crate::sinks::{CameraFormat, SinkSpec};
 
 /// Where the service looks for its configuration unless told otherwise.
@@ -59,6 +61,10 @@ pub struct Settings {
     pub hold_last_frame: Duration,
     /// evdev key name sent on a button press (e.g. "KEY_CAMERA"), or "none".
     pub key: String,
+    /// `scopecam service`: how long to wait for an IPv4 address on the interface.
+    pub address_timeout: Duration,
+    /// `scopecam service`: how long the scope has to answer the first button poll.
+    pub probe_timeout: Duration,
 }
 
 /// The file/environment representation: plain values, checked by [`RawSettings::validate`].
@@ -90,6 +96,8 @@ struct RawSettings {
     no_signal_fps: u32,
     hold_last_frame_ms: u64,
     key: String,
+    address_timeout_s: u64,
+    probe_timeout_s: u64,
 }
 
 impl Default for RawSettings {
@@ -120,6 +128,8 @@ impl Default for RawSettings {
             no_signal_fps: 5,
             hold_last_frame_ms: 1500,
             key: "KEY_CAMERA".into(),
+            address_timeout_s: 20,
+            probe_timeout_s: 5,
         }
     }
 }
@@ -164,13 +174,37 @@ pub enum ConfigFile {
     Explicit(PathBuf),
 }
 
-/// Loads and validates the settings from every layer.
+/// What runs with the settings: only the defaults differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `scopecam run`: output `null` unless told otherwise.
+    Run,
+    /// `scopecam service`: output `v4l2` (the camera) unless the file or environment says
+    /// otherwise; that is what the systemd unit is for.
+    Service,
+}
+
+/// Loads and validates the settings from every layer for `scopecam run`.
 pub fn load(
     file: &ConfigFile,
     env: &HashMap<String, String>,
     flags: &Overrides,
 ) -> Result<Settings, ConfigError> {
+    load_for(Mode::Run, file, env, flags)
+}
+
+/// Loads and validates the settings from every layer, with the defaults of `mode`.
+pub fn load_for(
+    mode: Mode,
+    file: &ConfigFile,
+    env: &HashMap<String, String>,
+    flags: &Overrides,
+) -> Result<Settings, ConfigError> {
     let mut builder = config::Config::builder();
+    if mode == Mode::Service {
+        // A builder default sits below the file and the environment, above serde's.
+        builder = builder.set_default("output", "v4l2")?;
+    }
     builder = match file {
         ConfigFile::Default => builder.add_source(
             config::File::new(DEFAULT_CONFIG_PATH, config::FileFormat::Toml).required(false),
@@ -281,6 +315,13 @@ fn millis(key: &'static str, value: u64, min: u64, max: u64) -> Result<Duration,
     Ok(Duration::from_millis(value))
 }
 
+fn seconds(key: &'static str, value: u64, min: u64, max: u64) -> Result<Duration, ConfigError> {
+    if !(min..=max).contains(&value) {
+        return Err(bad(key, format!("{value} is outside {min}..={max} s")));
+    }
+    Ok(Duration::from_secs(value))
+}
+
 fn port(key: &'static str, value: u16) -> Result<u16, ConfigError> {
     if value == 0 {
         return Err(bad(key, "port 0 is not a port the scope listens on"));
@@ -369,6 +410,8 @@ impl RawSettings {
             no_signal_fps: self.no_signal_fps,
             hold_last_frame: millis("hold_last_frame_ms", self.hold_last_frame_ms, 0, 60_000)?,
             key: self.key,
+            address_timeout: seconds("address_timeout_s", self.address_timeout_s, 1, 600)?,
+            probe_timeout: seconds("probe_timeout_s", self.probe_timeout_s, 1, 60)?,
         })
     }
 
@@ -513,6 +556,31 @@ mod tests {
     }
 
     #[test]
+    fn service_mode_defaults_to_the_camera_but_file_and_env_still_choose() {
+        let service = |contents: &str, e: &[(&str, &str)]| {
+            let f = file_with(contents);
+            load_for(
+                Mode::Service,
+                &ConfigFile::Explicit(f.path().to_owned()),
+                &env(e),
+                &Overrides::default(),
+            )
+            .unwrap()
+        };
+        assert_eq!(service("", &[]).output, SinkSpec::V4l2(V4l2Target::Auto));
+        assert_eq!(service("output = \"null\"\n", &[]).output, SinkSpec::Null);
+        assert_eq!(
+            service("", &[("SCOPECAM_OUTPUT", "null")]).output,
+            SinkSpec::Null
+        );
+        let s = service("", &[]);
+        assert_eq!(s.address_timeout, Duration::from_secs(20));
+        assert_eq!(s.probe_timeout, Duration::from_secs(5));
+        let plain = load_file("", &[], &Overrides::default()).unwrap();
+        assert_eq!(plain.output, SinkSpec::Null, "`run` keeps its default");
+    }
+
+    #[test]
     fn mjpeg_camera_format_is_accepted() {
         let s = load_file("format = \"mjpeg\"\n", &[], &Overrides::default()).unwrap();
         assert_eq!(s.format, CameraFormat::Mjpeg);
@@ -575,6 +643,8 @@ mod tests {
             ("format = \"h264\"\n", "format"),
             ("format = \"mjpeg\"\nrotation = 90\n", "format"),
             ("format = \"mjpeg\"\nmirror = true\n", "format"),
+            ("address_timeout_s = 0\n", "address_timeout_s"),
+            ("probe_timeout_s = 61\n", "probe_timeout_s"),
         ] {
             let err = load_file(contents, &[], &Overrides::default()).unwrap_err();
             assert!(err.to_string().contains(key), "{contents}: {err}");

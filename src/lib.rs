@@ -18,6 +18,7 @@ pub mod link;
 pub mod mjpeg_stream;
 pub mod picture;
 pub mod protocol;
+pub mod service;
 pub mod simulator;
 pub mod sinks;
 pub mod snapshot;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, info, warn};
 
+use super::BridgeObserver;
 use super::idle::{IdleFrame, IdleSchedule};
 use super::mailbox::{Mailbox, Taken};
 use super::stats::{Stats, bump, read};
@@ -93,6 +94,9 @@ pub struct FramePath {
     pub frame_limit: Option<u64>,
     /// Buffers go back to the reassembler for reuse.
     pub recycle: Sender<Vec<u8>>,
+    /// Told about the first frame written and about every turn of the loop (the
+    /// service's readiness and watchdog).
+    pub observer: Arc<dyn BridgeObserver>,
 }
 
 /// What a fixed-geometry output needs besides the decoder.
@@ -151,13 +155,25 @@ enum Step {
 impl FramePath {
     /// Takes frames from `mailbox` until it closes, the frame limit is
     /// reached, or the output goes away. Flushes the sink before returning.
+    ///
+    /// The loop turns at least every 200 ms (`MAX_WAIT`), with or without scope frames, and
+    /// tells the observer each time: that is what feeds the service's watchdog, so a
+    /// wedged frame path (a write that never returns) stops feeding it.
     pub fn run(mut self, mailbox: &Mailbox<ArrivedFrame>) -> Result<PathEnd, SinkError> {
+        let mut announced_first_write = false;
         let end = loop {
             let step = match mailbox.take(self.wait()) {
                 Taken::Item(frame) => self.handle(frame)?,
                 Taken::Empty => self.write_idle_frame()?,
                 Taken::Closed => break PathEnd::Closed,
             };
+            if !announced_first_write
+                && read(&self.stats.frames_written) + read(&self.stats.idle_frames) > 0
+            {
+                announced_first_write = true;
+                self.observer.first_write();
+            }
+            self.observer.tick(Instant::now());
             if let Step::End(end) = step {
                 break end;
             }
@@ -251,6 +267,9 @@ impl FramePath {
                     .latency
                     .record(written_at.saturating_duration_since(completed_at));
                 bump(&self.stats.frames_written);
+                if let Some((width, height)) = crate::decode::jpeg_dimensions(jpeg) {
+                    self.stats.set_scope_size(width, height);
+                }
                 if let Some(camera) = &mut self.camera {
                     camera.idle.on_scope_frame(written_at);
                     if let Some(pictures) = &mut camera.jpeg {
@@ -309,9 +328,14 @@ mod tests {
     /// Every frame a sink got: (was it an idle frame, the picture).
     type Written = Arc<Mutex<Vec<(bool, YuyvFrame)>>>;
 
-    /// A camera-like sink that remembers what it was given.
+    /// Holds writes until opened: `(open, opened)`.
+    type Gate = Arc<(Mutex<bool>, std::sync::Condvar)>;
+
+    /// A camera-like sink that remembers what it was given; with a gate, every write
+    /// after the first waits for it (a driver that wedges).
     struct FakeCamera {
         written: Written,
+        wedge: Option<Gate>,
     }
 
     impl Sink for FakeCamera {
@@ -330,6 +354,12 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push((frame.jpeg.is_empty(), picture));
+            if let Some((open, opened)) = self.wedge.as_deref() {
+                let mut open = open.lock().unwrap();
+                while self.written.lock().unwrap().len() > 1 && !*open {
+                    open = opened.wait(open).unwrap();
+                }
+            }
             Ok(())
         }
         fn flush(&mut self) -> Result<(), SinkError> {
@@ -348,7 +378,10 @@ mod tests {
     fn camera_path(written: Written) -> FramePath {
         let (recycle, _) = std::sync::mpsc::channel();
         FramePath {
-            sink: Box::new(FakeCamera { written }),
+            sink: Box::new(FakeCamera {
+                written,
+                wedge: None,
+            }),
             decoder: Decoder::new(),
             camera: Some(Camera::new(
                 Framer::new(Placement {
@@ -367,7 +400,102 @@ mod tests {
             stats: Arc::new(Stats::default()),
             frame_limit: None,
             recycle,
+            observer: Arc::new(crate::bridge::NullObserver),
         }
+    }
+
+    /// Counts what the frame path tells its observer.
+    #[derive(Default)]
+    struct CountingObserver {
+        first_writes: std::sync::atomic::AtomicU64,
+        ticks: std::sync::atomic::AtomicU64,
+    }
+
+    impl BridgeObserver for CountingObserver {
+        fn first_write(&self) {
+            bump(&self.first_writes);
+        }
+        fn tick(&self, _now: Instant) {
+            bump(&self.ticks);
+        }
+    }
+
+    /// A running frame path watched by a [`CountingObserver`].
+    struct Observed {
+        observer: Arc<CountingObserver>,
+        mailbox: Arc<Mailbox<ArrivedFrame>>,
+        runner: std::thread::JoinHandle<Result<PathEnd, SinkError>>,
+    }
+
+    impl Observed {
+        fn start(mut path: FramePath) -> Self {
+            let observer = Arc::new(CountingObserver::default());
+            path.observer = observer.clone();
+            let mailbox = Arc::new(Mailbox::new());
+            let runner = {
+                let mailbox = mailbox.clone();
+                std::thread::spawn(move || path.run(&mailbox))
+            };
+            Observed {
+                observer,
+                mailbox,
+                runner,
+            }
+        }
+
+        fn stop(self) -> Arc<CountingObserver> {
+            self.mailbox.close();
+            self.runner.join().unwrap().unwrap();
+            self.observer
+        }
+    }
+
+    /// The watchdog is fed from the loop, so the loop must keep turning while the scope
+    /// is silent: for a camera (idle frames) and for a file output (mailbox timeouts).
+    #[test]
+    fn the_loop_keeps_ticking_without_scope_frames() {
+        for camera in [true, false] {
+            let mut path = camera_path(Arc::new(Mutex::new(Vec::new())));
+            if !camera {
+                path.camera = None;
+            }
+            let running = Observed::start(path);
+            std::thread::sleep(Duration::from_millis(1100));
+            let observer = running.stop();
+            let ticks = read(&observer.ticks);
+            // At most MAX_WAIT (200 ms) between turns: 5 in 1.1 s, some slack for a busy host.
+            assert!(ticks >= 4, "camera={camera}: only {ticks} ticks in 1.1 s");
+            let expected_first_writes = u64::from(camera);
+            assert_eq!(
+                read(&observer.first_writes),
+                expected_first_writes,
+                "camera={camera}: a camera writes \"no signal\" at once, a file waits for the scope"
+            );
+        }
+    }
+
+    /// What the watchdog relies on: a frame path stuck in a write stops ticking.
+    #[test]
+    fn a_wedged_write_stops_the_ticks() {
+        let release: Gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let mut path = camera_path(Arc::new(Mutex::new(Vec::new())));
+        path.sink = Box::new(FakeCamera {
+            written: Arc::new(Mutex::new(Vec::new())),
+            wedge: Some(release.clone()),
+        });
+        let running = Observed::start(path);
+        let observer = running.observer.clone();
+        // The first idle frame goes out at once, the second (50 ms later at 20 fps) wedges.
+        std::thread::sleep(Duration::from_millis(400));
+        let stuck_at = read(&observer.ticks);
+        std::thread::sleep(Duration::from_millis(600));
+        assert_eq!(read(&observer.ticks), stuck_at, "no ticks while wedged");
+        assert!(stuck_at <= 2, "{stuck_at} ticks before wedging");
+        assert_eq!(read(&observer.first_writes), 1);
+        *release.0.lock().unwrap() = true;
+        release.1.notify_all();
+        running.stop();
+        assert!(read(&observer.ticks) > stuck_at, "ticks again once unstuck");
     }
 
     #[test]

@@ -9,8 +9,9 @@ pub mod mailbox;
 pub mod stats;
 
 use std::net::{SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -43,6 +44,35 @@ pub enum BridgeError {
     Socket(#[from] SocketError),
     #[error("the frame path thread failed unexpectedly")]
     FramePathPanicked,
+}
+
+/// What a running bridge tells whoever started it (the systemd service): readiness,
+/// liveness of the frame path, and where its counters are. Every method has a do-nothing
+/// default; `first_write` and `tick` run on the frame path thread and must be quick.
+pub trait BridgeObserver: Send + Sync {
+    /// The output is open and the link tasks are about to start.
+    fn started(&self, _started: &BridgeStarted) {}
+    /// The first frame (a "no signal" placeholder or a scope picture) was written.
+    fn first_write(&self) {}
+    /// The frame path loop turned (at least every 200 ms while it is healthy).
+    fn tick(&self, _now: Instant) {}
+}
+
+/// The observer of a plain `scopecam run`: nobody is listening.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NullObserver;
+
+impl BridgeObserver for NullObserver {}
+
+/// What the bridge opened, for [`BridgeObserver::started`].
+#[derive(Debug, Clone)]
+pub struct BridgeStarted {
+    /// The output as the log names it, e.g. "mjpeg to /tmp/x.mjpeg".
+    pub output: String,
+    /// The camera node apps open, for camera outputs.
+    pub device: Option<PathBuf>,
+    /// The live counters.
+    pub stats: Arc<Stats>,
 }
 
 /// How a bridge run ended.
@@ -94,6 +124,16 @@ pub async fn run(
     frame_limit: Option<u64>,
     shutdown: Arc<watch::Sender<bool>>,
 ) -> Result<BridgeReport, BridgeError> {
+    run_observed(settings, frame_limit, shutdown, Arc::new(NullObserver)).await
+}
+
+/// [`run`], telling `observer` about readiness and every turn of the frame path.
+pub async fn run_observed(
+    settings: &Settings,
+    frame_limit: Option<u64>,
+    shutdown: Arc<watch::Sender<bool>>,
+    observer: Arc<dyn BridgeObserver>,
+) -> Result<BridgeReport, BridgeError> {
     let link = LinkConfig::from_settings(settings);
     let sink = sinks::open(&output_spec(settings), &sink_options(settings))
         .map_err(BridgeError::OpenOutput)?;
@@ -102,6 +142,11 @@ pub async fn run(
     info!(output = %sink.describe(), "bridge started");
 
     let stats = Arc::new(Stats::default());
+    observer.started(&BridgeStarted {
+        output: sink.describe(),
+        device: sink.device().map(PathBuf::from),
+        stats: stats.clone(),
+    });
     let mailbox = Arc::new(Mailbox::new());
     let snapshot_requests = Arc::new(SnapshotRequests::default());
     let (recycle_tx, recycle_rx) = std::sync::mpsc::channel();
@@ -126,6 +171,7 @@ pub async fn run(
         stats: stats.clone(),
         frame_limit,
         recycle: recycle_tx,
+        observer,
     };
     let frame_thread = {
         let mailbox = mailbox.clone();

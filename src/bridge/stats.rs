@@ -38,6 +38,9 @@ pub struct Stats {
     pub reassembly_drops: Mutex<DropCounts>,
     /// Time from a frame's completion by the reassembler to its picture being written.
     pub latency: LatencyHistogram,
+    /// Size of the last scope frame written, `width << 32 | height` (0: none yet), so the
+    /// service can say "streaming 640x480" without parsing frames itself.
+    pub scope_size: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -59,6 +62,18 @@ impl Stats {
         if *mine != *drops {
             mine.clone_from(drops);
         }
+    }
+
+    /// Remembers the size of the scope frame just written.
+    pub fn set_scope_size(&self, width: u32, height: u32) {
+        let packed = (u64::from(width) << 32) | u64::from(height);
+        self.scope_size.store(packed, Ordering::Relaxed);
+    }
+
+    /// The size of the last scope frame written, if any.
+    pub fn scope_size(&self) -> Option<(u32, u32)> {
+        let packed = read(&self.scope_size);
+        (packed != 0).then_some(((packed >> 32) as u32, packed as u32))
     }
 
     pub fn snapshot(&self) -> Totals {
@@ -137,6 +152,14 @@ impl fmt::Display for Summary<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scope_size_is_none_until_set() {
+        let stats = Stats::default();
+        assert_eq!(stats.scope_size(), None);
+        stats.set_scope_size(1920, 1080);
+        assert_eq!(stats.scope_size(), Some((1920, 1080)));
+    }
 
     #[test]
     fn summary_reports_rate_over_the_interval() {

@@ -1,9 +1,13 @@
-//! The command line: `scopecam run` (the bridge) and `scopecam simulate`
-//! (a fake scope for trying everything without hardware).
+//! The command line: `scopecam run` (the bridge), `scopecam service` (what the
+//! systemd unit runs), `scopecam status`, `scopecam probe` (is a scope there?) and
+//! `scopecam simulate` (a fake scope for trying everything without hardware).
 
+mod assets;
 mod probe;
 mod run;
+mod service;
 mod simulate;
+mod status;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -38,6 +42,49 @@ pub enum Command {
     /// camera side is ready; one line per check, each failure says what to do.
     /// Exit 0 when the scope answered with video, 1 otherwise.
     Probe(ProbeArgs),
+    /// Serve the scope on one network interface (what scopecam@IFACE.service runs).
+    ///
+    /// Waits up to address_timeout_s for an IPv4 address on IFACE, checks that a
+    /// borescope answers within probe_timeout_s (if none does, exits 0 without touching
+    /// anything), claims a camera slot ("Borescope", "Borescope 2", ...) and bridges the
+    /// scope to it. Under systemd it reports readiness, status and watchdog
+    /// (Type=notify), and keeps its state in $RUNTIME_DIRECTORY/IFACE.json for
+    /// `scopecam status`. The default output is v4l2.
+    Service(ServiceArgs),
+    /// Show the running bridges: interface, camera, link state, rates, drops, readers.
+    ///
+    /// Reads the state files of running services ($RUNTIME_DIRECTORY, else
+    /// /run/scopecam and $XDG_RUNTIME_DIR/scopecam). Exits 0 if at least one bridge
+    /// runs, 3 if none does.
+    Status(StatusArgs),
+    /// Write man pages and shell completions to DIR (for packaging).
+    #[command(hide = true)]
+    GenerateAssets(GenerateAssetsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    /// The scope's network interface (e.g. enx00e04c680001).
+    #[arg(value_name = "IFACE")]
+    pub interface: String,
+    /// Configuration file [default: /etc/scopecam/config.toml if it exists].
+    #[arg(long, value_name = "PATH", env = "SCOPECAM_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the state of every bridge as JSON (the state files, plus stale, consumers
+    /// and uptime_s).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateAssetsArgs {
+    /// Output directory: man pages go to DIR/man, completions to DIR/completions.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -180,6 +227,9 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Simulate(args) => simulate::simulate(args),
         Command::Probe(args) => probe::probe(args),
+        Command::Service(args) => service::service(args),
+        Command::Status(args) => status::status(args),
+        Command::GenerateAssets(args) => assets::generate_assets(args),
     }
 }
 
@@ -243,6 +293,45 @@ pub fn stop_on_signals(
             }
         })?;
     Ok(())
+}
+
+/// What a long-running command needs once its settings are loaded.
+pub(crate) struct Started {
+    pub settings: crate::config::Settings,
+    pub rt: tokio::runtime::Runtime,
+    pub shutdown: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+/// Checks the loaded settings (a bad one: exit 2), then starts logging, the runtime
+/// and the signal handler (failure: exit 1).
+pub(crate) fn start(
+    loaded: Result<crate::config::Settings, crate::config::ConfigError>,
+) -> Result<Started, ExitCode> {
+    let settings = loaded.map_err(|e| {
+        eprintln!("scopecam: {e}");
+        ExitCode::from(EXIT_USAGE)
+    })?;
+    init_logging(&settings.log_level);
+    let shutdown = std::sync::Arc::new(tokio::sync::watch::channel(false).0);
+    let rt = runtime()
+        .and_then(|rt| stop_on_signals(shutdown.clone()).map(|()| rt))
+        .map_err(|e| {
+            eprintln!("scopecam: cannot start: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        })?;
+    Ok(Started {
+        settings,
+        rt,
+        shutdown,
+    })
+}
+
+/// The configuration file `--config` names, else the default one.
+pub(crate) fn config_file(flag: Option<PathBuf>) -> crate::config::ConfigFile {
+    match flag {
+        Some(path) => crate::config::ConfigFile::Explicit(path),
+        None => crate::config::ConfigFile::Default,
+    }
 }
 
 /// A multi-threaded runtime small enough for a 2-core laptop.

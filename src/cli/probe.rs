@@ -18,7 +18,7 @@ use crate::config::{self, ConfigFile, Overrides, Settings};
 use crate::link::address::{AddressError, wait_for_ipv4};
 use crate::link::measure::{VideoMeasurement, measure_video};
 use crate::link::probe::{
-    BridgeState, ProbeError, ProbeReply, ProbeTarget, bridge_state, probe_scope, runtime_dir,
+    BridgeState, ProbeError, ProbeReply, ProbeTarget, bridge_state, probe_scope,
 };
 use crate::sinks::v4l2::DeviceTree;
 
@@ -96,7 +96,10 @@ pub fn probe(args: ProbeArgs) -> ExitCode {
         }
     };
     let timeout = Duration::from_secs_f64(args.timeout);
-    let (runtime_dir, proc) = (runtime_dir(), Path::new("/proc"));
+    let (runtime_dir, proc) = (
+        state_dir_of(settings.interface.as_deref()),
+        Path::new("/proc"),
+    );
     // A running bridge owns the stream: the scope sends to whoever heartbeats last and
     // a stop packet stops it for everyone, so the video look is skipped then.
     let busy = match settings
@@ -306,6 +309,20 @@ fn video_line(m: &VideoMeasurement, video: SocketAddr) -> Line {
 }
 
 /// The camera side: module, labelled device, a bridge already on the interface.
+/// Where a bridge on `interface` would keep its state file: the first place
+/// `scopecam status` looks that has one, else the first place it looks.
+fn state_dir_of(interface: Option<&str>) -> std::path::PathBuf {
+    let dirs = crate::service::status_dirs();
+    let has_file = |dir: &&std::path::PathBuf| {
+        interface.is_some_and(|iface| dir.join(format!("{iface}.json")).exists())
+    };
+    dirs.iter()
+        .find(has_file)
+        .or(dirs.first())
+        .cloned()
+        .unwrap_or_default()
+}
+
 fn camera_lines(settings: &Settings, tree: &DeviceTree, runtime: &Path, proc: &Path) -> Vec<Line> {
     let mut lines = Vec::new();
     if !tree.module_loaded() {

@@ -5,19 +5,16 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::{EXIT_FAILURE, EXIT_USAGE, RunArgs, init_logging, runtime, stop_on_signals};
+use super::{EXIT_FAILURE, RunArgs, Started, config_file, start};
 use crate::bridge;
-use crate::config::{self, ConfigFile, Overrides, Settings};
+use crate::config::{self, Overrides, Settings};
 use crate::simulator::{Simulator, SimulatorConfig};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 use tracing::info;
 
 pub fn run(args: RunArgs) -> ExitCode {
-    let file = match args.config {
-        Some(path) => ConfigFile::Explicit(path),
-        None => ConfigFile::Default,
-    };
+    let file = config_file(args.config);
     let overrides = Overrides {
         scope: args.scope,
         video_port: args.video_port,
@@ -26,22 +23,13 @@ pub fn run(args: RunArgs) -> ExitCode {
         output: args.output,
         snapshot_dir: args.snapshot_dir,
     };
-    let settings = match config::load(&file, &config::process_env(), &overrides) {
-        Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("scopecam: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    init_logging(&settings.log_level);
-    let shutdown = Arc::new(watch::channel(false).0);
-    let started = runtime().and_then(|rt| stop_on_signals(shutdown.clone()).map(|()| rt));
-    let rt = match started {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("scopecam: cannot start: {e}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
+    let Started {
+        settings,
+        rt,
+        shutdown,
+    } = match start(config::load(&file, &config::process_env(), &overrides)) {
+        Ok(started) => started,
+        Err(code) => return code,
     };
     let bridged = if args.simulate {
         rt.block_on(bridge_simulated_scope(settings, args.frames, shutdown))

@@ -30,7 +30,7 @@ use netlink_packet_route::address::{AddressAttribute, AddressHeader, AddressMess
 use netlink_packet_route::link::{LinkAttribute, LinkHeader, LinkMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{AsyncSocket, AsyncSocketExt, SocketAddr, TokioSocket, protocols::NETLINK_ROUTE};
-use tracing::{debug, info};
+use tracing::debug;
 
 /// Why no address could be had.
 #[derive(Debug, thiserror::Error)]
@@ -244,7 +244,8 @@ async fn watch_once(socket: &TokioSocket, iface: &str) -> Result<Ipv4Addr, Stop>
             match watch.on_event(event) {
                 WatchState::Waiting => {}
                 WatchState::Ready(address) => {
-                    info!("{iface} has the IPv4 address {address}");
+                    // Debug only: an ordinary dongle must cost the journal one line in all.
+                    debug!("{iface} has the IPv4 address {address}");
                     return Ok(address);
                 }
                 WatchState::NoSuchInterface => {

@@ -6,8 +6,7 @@
 //! port, re-sent every [`PROBE_RESEND`], and the first valid RETCMD from the scope's
 //! address answers it. [`ProbeSession`] is the sans-IO part; [`probe_scope`] the socket.
 //!
-//! Also here, for `scopecam probe` and `scopecam service`: where the runtime state
-//! lives ([`runtime_dir`]) and whether a bridge already runs on an interface
+//! Also here, for `scopecam probe`: whether a bridge already runs on an interface
 //! ([`bridge_state`]).
 
 use std::net::SocketAddr;
@@ -184,40 +183,6 @@ pub async fn probe_scope(
     })
 }
 
-/// Where bridges keep their state files and camera slot locks:
-/// `$RUNTIME_DIRECTORY` (systemd's `RuntimeDirectory=`, the first if several), else
-/// `/run/scopecam` if it exists and is writable, else `$XDG_RUNTIME_DIR/scopecam`,
-/// else `/run/scopecam` (a reader may still find files there).
-pub fn runtime_dir() -> PathBuf {
-    runtime_dir_from(
-        std::env::var_os("RUNTIME_DIRECTORY").as_deref(),
-        std::env::var_os("XDG_RUNTIME_DIR").as_deref(),
-        |p| nix::unistd::access(p, nix::unistd::AccessFlags::W_OK).is_ok(),
-    )
-}
-
-const SYSTEM_RUNTIME_DIR: &str = "/run/scopecam";
-
-fn runtime_dir_from(
-    runtime_directory: Option<&std::ffi::OsStr>,
-    xdg_runtime_dir: Option<&std::ffi::OsStr>,
-    writable: impl Fn(&Path) -> bool,
-) -> PathBuf {
-    if let Some(dirs) = runtime_directory.map(|d| d.to_string_lossy().into_owned()) {
-        if let Some(first) = dirs.split(':').find(|d| !d.is_empty()) {
-            return PathBuf::from(first);
-        }
-    }
-    let system = Path::new(SYSTEM_RUNTIME_DIR);
-    if writable(system) {
-        return system.to_path_buf();
-    }
-    match xdg_runtime_dir.filter(|d| !d.is_empty()) {
-        Some(xdg) => Path::new(xdg).join("scopecam"),
-        None => system.to_path_buf(),
-    }
-}
-
 /// Whether a bridge runs on an interface, from its state file `DIR/IFACE.json`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BridgeState {
@@ -250,7 +215,6 @@ pub fn bridge_state(dir: &Path, interface: &str, proc: &Path) -> BridgeState {
 mod tests {
     use super::*;
     use crate::simulator::{Simulator, SimulatorConfig};
-    use std::ffi::OsStr;
     use std::net::{IpAddr, Ipv4Addr};
 
     fn scope() -> SocketAddr {
@@ -370,28 +334,6 @@ mod tests {
         assert!(
             ButtonRequest::parse(&buf[..len]).is_ok(),
             "the poll is the button query"
-        );
-    }
-
-    #[test]
-    fn runtime_dir_order() {
-        let yes = |_: &Path| true;
-        let no = |_: &Path| false;
-        assert_eq!(
-            runtime_dir_from(Some(OsStr::new("/run/a:/run/b")), None, no),
-            PathBuf::from("/run/a")
-        );
-        assert_eq!(
-            runtime_dir_from(None, Some(OsStr::new("/run/user/1000")), yes),
-            PathBuf::from("/run/scopecam")
-        );
-        assert_eq!(
-            runtime_dir_from(None, Some(OsStr::new("/run/user/1000")), no),
-            PathBuf::from("/run/user/1000/scopecam")
-        );
-        assert_eq!(
-            runtime_dir_from(Some(OsStr::new("")), None, no),
-            PathBuf::from("/run/scopecam")
         );
     }
 

@@ -51,6 +51,10 @@ pub trait Sink: Send {
     fn fixed_geometry(&self) -> Option<(u32, u32)> {
         None
     }
+    /// The device node apps open (cameras only), for `scopecam status` to count readers.
+    fn device(&self) -> Option<&Path> {
+        None
+    }
 }
 
 /// Where a file-like sink writes.

@@ -513,6 +513,10 @@ fn try_create(tree: &DeviceTree, options: &SinkOptions) -> Option<CreatedDevice>
 }
 
 impl Sink for V4l2Sink {
+    fn device(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+
     fn describe(&self) -> String {
         let origin = if self.created.is_some() {
             ", created by scopecam"

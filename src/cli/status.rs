@@ -1,0 +1,388 @@
+//! `scopecam status [--json]`: the running bridges, from the services' state files.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use super::StatusArgs;
+use crate::service::state::BridgeState;
+use crate::service::status_dirs;
+
+/// Exit code when no bridge runs (as `systemctl is-active` uses 3 for "not running").
+pub const EXIT_NONE_RUNNING: u8 = 3;
+
+const NONE_RUNNING: &str =
+    "no borescope bridge is running; plug the scope in or see `journalctl -u 'scopecam@*'`";
+
+/// How many processes have the camera open (besides the bridge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Consumers {
+    /// Every process's open files could be read.
+    Exact { count: usize },
+    /// Some processes could not be checked (other users' need root): at least this many.
+    AtLeast { count: usize },
+    /// No other process could be checked.
+    Unknown,
+    /// Not a camera output.
+    None,
+}
+
+impl std::fmt::Display for Consumers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Consumers::Exact { count } => write!(f, "{count}"),
+            Consumers::AtLeast { count } => {
+                write!(f, "at least {count} (run as root to see every process)")
+            }
+            Consumers::Unknown => f.write_str("unknown (run as root to see them)"),
+            Consumers::None => f.write_str("n/a"),
+        }
+    }
+}
+
+/// One state file, checked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Entry {
+    #[serde(flatten)]
+    pub state: BridgeState,
+    /// The file's pid is not running: left over from a crash.
+    pub stale: bool,
+    pub state_file: PathBuf,
+    pub consumers: Consumers,
+    pub uptime_s: Option<u64>,
+}
+
+pub fn status(args: StatusArgs) -> ExitCode {
+    let entries = collect(&status_dirs());
+    let running = entries.iter().any(|e| !e.stale);
+    if args.json {
+        match serde_json::to_string_pretty(&entries) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("scopecam: cannot render the status as JSON: {e}");
+                return ExitCode::from(super::EXIT_FAILURE);
+            }
+        }
+        if !running {
+            eprintln!("{NONE_RUNNING}");
+        }
+    } else {
+        print!("{}", render(&entries));
+        if !running {
+            println!("{NONE_RUNNING}");
+        }
+    }
+    if running {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_NONE_RUNNING)
+    }
+}
+
+/// Reads every state file in `dirs` (temporary `.NAME.tmp` files are skipped).
+fn collect(dirs: &[PathBuf]) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    for dir in dirs {
+        let Ok(listing) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = listing
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "json")
+                    && !p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect();
+        files.sort();
+        for path in files {
+            // A file being replaced or unreadable is skipped, not an error: status is a view.
+            let Some(state) = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|text| serde_json::from_str::<BridgeState>(&text).ok())
+            else {
+                continue;
+            };
+            let stale = !pid_is_scopecam(state.pid);
+            let consumers = match (&state.device, stale) {
+                (Some(device), false) => count_consumers(Path::new(device), state.pid),
+                _ => Consumers::None,
+            };
+            let uptime_s = chrono::DateTime::parse_from_rfc3339(&state.started_at)
+                .ok()
+                .and_then(|at| (chrono::Utc::now() - at.to_utc()).to_std().ok())
+                .map(|d| d.as_secs());
+            entries.push(Entry {
+                state,
+                stale,
+                state_file: path,
+                consumers,
+                uptime_s,
+            });
+        }
+    }
+    entries
+}
+
+/// Whether `pid` runs and is a scopecam (a recycled pid of another program is not).
+fn pid_is_scopecam(pid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    if raw <= 0 {
+        return false;
+    }
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) {
+        Ok(()) | Err(nix::errno::Errno::EPERM) => {}
+        Err(_) => return false,
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+        Ok(comm) => comm.trim_end() == "scopecam",
+        Err(_) => true,
+    }
+}
+
+/// Counts the processes (other than the bridge `bridge_pid` and this one) that have
+/// `device` open, by reading the /proc/PID/fd links this user may read.
+fn count_consumers(device: &Path, bridge_pid: u32) -> Consumers {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Consumers::Unknown;
+    };
+    let me = std::process::id();
+    let (mut count, mut readable, mut unreadable) = (0, 0, 0);
+    for entry in procs.filter_map(Result::ok) {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me || pid == bridge_pid {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            unreadable += 1;
+            continue;
+        };
+        readable += 1;
+        let has_it = fds
+            .filter_map(Result::ok)
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == device));
+        if has_it {
+            count += 1;
+        }
+    }
+    match (readable, unreadable) {
+        (0, _) => Consumers::Unknown,
+        (_, 0) => Consumers::Exact { count },
+        _ => Consumers::AtLeast { count },
+    }
+}
+
+fn uptime(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h > 0 {
+        format!("{h}h {m:02}m {s:02}s")
+    } else if m > 0 {
+        format!("{m}m {s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+fn ms(value: Option<f64>) -> String {
+    value.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.1} ms"))
+}
+
+/// One block per bridge, in the order given.
+pub fn render(entries: &[Entry]) -> String {
+    let mut out = String::new();
+    for e in entries {
+        let s = &e.state;
+        if e.stale {
+            let _ = writeln!(
+                out,
+                "{}: stale: pid {} is not running (left over from a crash; {} can be deleted)",
+                s.interface,
+                s.pid,
+                e.state_file.display()
+            );
+            continue;
+        }
+        let target = match &s.device {
+            Some(device) => format!("{device} \"{}\"", s.card_label),
+            None => s.output.clone(),
+        };
+        let _ = writeln!(
+            out,
+            "{}: {}, {target} (slot {}), pid {}, up {}",
+            s.interface,
+            s.link_state.as_str(),
+            s.slot,
+            s.pid,
+            e.uptime_s.map_or_else(|| "?".to_owned(), uptime)
+        );
+        let size = s
+            .scope_size
+            .map(|[w, h]| format!(" {w}x{h}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  scope {}:{size} {:.1} fps in; output {:.1} fps; frames {} in, {} out",
+            s.scope, s.scope_fps, s.output_fps, s.frames_in, s.frames_out
+        );
+        let d = &s.drops;
+        let reasons = if d.reassembly_reasons.is_empty() {
+            String::new()
+        } else {
+            let list: Vec<String> = d
+                .reassembly_reasons
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            format!(" ({})", list.join(" "))
+        };
+        let _ = writeln!(
+            out,
+            "  drops: reassembly {}{reasons}, undecodable {}, skipped {}, rejected by output {}",
+            d.reassembly, d.undecodable, d.skipped, d.rejected_by_output
+        );
+        let _ = writeln!(
+            out,
+            "  latency p50 {} p99 {}; consumers {}; snapshots {}, presses {}",
+            ms(s.latency_ms.p50),
+            ms(s.latency_ms.p99),
+            e.consumers,
+            s.snapshots,
+            s.presses
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::state::{LatencyMs, LinkState};
+
+    fn entry(stale: bool) -> Entry {
+        let mut state = BridgeState {
+            interface: "enx00e04c680001".into(),
+            pid: 4242,
+            device: Some("/dev/video42".into()),
+            card_label: "Borescope".into(),
+            slot: 1,
+            scope: "192.168.10.123".into(),
+            link_state: LinkState::Streaming,
+            scope_size: Some([640, 480]),
+            scope_fps: 15.0,
+            output_fps: 15.0,
+            frames_in: 4500,
+            frames_out: 4490,
+            latency_ms: LatencyMs {
+                p50: Some(2.1),
+                p99: Some(4.0),
+            },
+            snapshots: 1,
+            presses: 1,
+            ..BridgeState::default()
+        };
+        state.drops.reassembly = 3;
+        state
+            .drops
+            .reassembly_reasons
+            .insert("incomplete".into(), 3);
+        Entry {
+            state,
+            stale,
+            state_file: "/run/scopecam/enx00e04c680001.json".into(),
+            consumers: Consumers::Exact { count: 2 },
+            uptime_s: Some(3723),
+        }
+    }
+
+    #[test]
+    fn a_running_bridge_is_one_block() {
+        let text = render(&[entry(false)]);
+        assert_eq!(
+            text,
+            "enx00e04c680001: streaming, /dev/video42 \"Borescope\" (slot 1), pid 4242, up 1h 02m 03s\n\
+             \x20 scope 192.168.10.123: 640x480 15.0 fps in; output 15.0 fps; frames 4500 in, 4490 out\n\
+             \x20 drops: reassembly 3 (incomplete=3), undecodable 0, skipped 0, rejected by output 0\n\
+             \x20 latency p50 2.1 ms p99 4.0 ms; consumers 2; snapshots 1, presses 1\n"
+        );
+    }
+
+    #[test]
+    fn a_stale_file_is_one_line_naming_the_file() {
+        let text = render(&[entry(true)]);
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("stale: pid 4242 is not running"), "{text}");
+        assert!(
+            text.contains("/run/scopecam/enx00e04c680001.json"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn json_keeps_the_state_fields_flat() {
+        let json = serde_json::to_value([entry(false)]).unwrap();
+        assert_eq!(json[0]["interface"], "enx00e04c680001");
+        assert_eq!(json[0]["stale"], false);
+        assert_eq!(json[0]["consumers"]["count"], 2);
+        assert_eq!(json[0]["drops"]["reassembly"], 3);
+    }
+
+    #[test]
+    fn uptime_is_short() {
+        assert_eq!(uptime(5), "5s");
+        assert_eq!(uptime(65), "1m 05s");
+        assert_eq!(uptime(3723), "1h 02m 03s");
+    }
+
+    #[test]
+    fn dead_pids_are_not_bridges() {
+        assert!(!pid_is_scopecam(0));
+        assert!(!pid_is_scopecam(u32::MAX));
+        // This test binary (scopecam-HASH) is a live pid of another program.
+        assert!(!pid_is_scopecam(std::process::id()));
+    }
+
+    #[test]
+    fn consumers_are_other_processes_with_the_file_open() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        // Our own descriptor does not count: status never counts itself.
+        assert!(matches!(
+            count_consumers(file.path(), 0),
+            Consumers::Exact { count: 0 } | Consumers::AtLeast { count: 0 } | Consumers::Unknown
+        ));
+        let mut reader = std::process::Command::new("sleep")
+            .arg("10")
+            .stdin(std::fs::File::open(file.path()).unwrap())
+            .spawn()
+            .unwrap();
+        let counted = count_consumers(file.path(), 0);
+        let excluded = count_consumers(file.path(), reader.id());
+        let _ = reader.kill();
+        let _ = reader.wait();
+        assert!(
+            matches!(
+                counted,
+                Consumers::Exact { count: 1 } | Consumers::AtLeast { count: 1 }
+            ),
+            "{counted:?}"
+        );
+        assert!(
+            matches!(
+                excluded,
+                Consumers::Exact { count: 0 } | Consumers::AtLeast { count: 0 }
+            ),
+            "the bridge itself is not a consumer: {excluded:?}"
+        );
+    }
+}

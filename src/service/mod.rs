@@ -1,0 +1,455 @@
+//! `scopecam service IFACE`: what `scopecam@IFACE.service` runs when a USB NIC that may
+//! be a scope appears.
+//!
+//! In order: wait (bounded) for an IPv4 address on IFACE; probe the scope with a
+//! read-only button poll and leave quietly if nothing answers (plenty of ordinary
+//! dongles share the scope's USB ids); claim a camera slot ("Borescope",
+//! "Borescope 2", ...); run the bridge, telling systemd when the first frame is out,
+//! feeding its watchdog from the frame path, and keeping `$RUNTIME/IFACE.json` current
+//! for `scopecam status`. Nothing is opened or created before the probe succeeds.
+
+pub mod notify;
+pub mod slots;
+pub mod state;
+
+use std::ffi::OsString;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::bridge::frame_path::PathEnd;
+use crate::bridge::{self, BridgeError, BridgeStarted};
+use crate::config::Settings;
+use crate::link::address::{AddressError, wait_for_ipv4};
+use crate::link::probe::{ProbeError, ProbeTarget, probe_scope};
+use crate::sinks::{SinkSpec, V4l2Target};
+use notify::Notifier;
+use slots::{SlotClaim, SlotError};
+use state::{BridgeState, Counters, Drops, LatencyMs, Sampler, StatusTracker};
+
+/// Where systemd's `RuntimeDirectory=scopecam` ends up.
+pub const SYSTEM_RUNTIME_DIR: &str = "/run/scopecam";
+
+/// How often the state file is rewritten (and the link state sampled).
+const STATE_INTERVAL: Duration = Duration::from_secs(1);
+/// How often to look whether the bridge has opened its output, before the first sample.
+const START_POLL: Duration = Duration::from_millis(20);
+
+/// How the service ended without an error.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The interface is gone (or never existed): the scope was unplugged.
+    Unplugged(String),
+    /// Nothing answered the probe: not a borescope, left alone.
+    NotAScope(String),
+    /// Stopped by a signal before the bridge started.
+    Interrupted,
+    /// The bridge ran and stopped, for this reason.
+    Bridged(PathEnd),
+}
+
+/// Why the service failed (exit 1, and systemd restarts it).
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(
+        "no IPv4 address on {iface} after {secs} s: the scope's DHCP did not answer or the \
+         network manager does not configure {iface}; check `ip -4 addr show {iface}` and \
+         the README section \"No address\" (address_timeout_s sets the wait)"
+    )]
+    NoAddress { iface: String, secs: u64 },
+    #[error("cannot watch the addresses of {iface}: {source}")]
+    Address {
+        iface: String,
+        #[source]
+        source: AddressError,
+    },
+    #[error("cannot probe the scope on {iface}: {source}")]
+    Probe {
+        iface: String,
+        // Boxed: the probe's error is large and this one is returned on every path.
+        #[source]
+        source: Box<ProbeError>,
+    },
+    #[error(
+        "no runtime directory: {SYSTEM_RUNTIME_DIR} is not writable and neither \
+         RUNTIME_DIRECTORY nor XDG_RUNTIME_DIR is set (the systemd unit sets \
+         RuntimeDirectory=scopecam)"
+    )]
+    NoRuntimeDir,
+    #[error("cannot create the runtime directory {path}: {source}")]
+    RuntimeDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Slot(#[from] SlotError),
+    #[error(transparent)]
+    Bridge(#[from] BridgeError),
+}
+
+/// The runtime directory: systemd's `RUNTIME_DIRECTORY` (first entry), else
+/// `/run/scopecam` if writable, else `$XDG_RUNTIME_DIR/scopecam`.
+pub fn choose_runtime_dir(
+    runtime_directory: Option<OsString>,
+    system_dir_writable: bool,
+    xdg_runtime_dir: Option<OsString>,
+) -> Option<PathBuf> {
+    let first = |value: OsString| {
+        let text = value.to_string_lossy().into_owned();
+        let first = text.split(':').next().unwrap_or_default().to_owned();
+        (!first.is_empty()).then(|| PathBuf::from(first))
+    };
+    if let Some(dir) = runtime_directory.and_then(first) {
+        return Some(dir);
+    }
+    if system_dir_writable {
+        return Some(PathBuf::from(SYSTEM_RUNTIME_DIR));
+    }
+    xdg_runtime_dir
+        .filter(|d| !d.is_empty())
+        .map(|d| PathBuf::from(d).join("scopecam"))
+}
+
+fn writable(dir: &Path) -> bool {
+    nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_ok()
+}
+
+/// The service's runtime directory, created if it is the per-user one.
+pub fn runtime_dir() -> Result<PathBuf, ServiceError> {
+    let dir = choose_runtime_dir(
+        std::env::var_os("RUNTIME_DIRECTORY"),
+        writable(Path::new(SYSTEM_RUNTIME_DIR)),
+        std::env::var_os("XDG_RUNTIME_DIR"),
+    )
+    .ok_or(ServiceError::NoRuntimeDir)?;
+    std::fs::create_dir_all(&dir).map_err(|source| ServiceError::RuntimeDir {
+        path: dir.clone(),
+        source,
+    })?;
+    Ok(dir)
+}
+
+/// Where `scopecam status` looks: `RUNTIME_DIRECTORY` if set, else both the system and
+/// the per-user directory (a bridge may run in either).
+pub fn status_dirs() -> Vec<PathBuf> {
+    if let Some(dir) = choose_runtime_dir(std::env::var_os("RUNTIME_DIRECTORY"), false, None) {
+        return vec![dir];
+    }
+    let mut dirs = vec![PathBuf::from(SYSTEM_RUNTIME_DIR)];
+    dirs.extend(choose_runtime_dir(
+        None,
+        false,
+        std::env::var_os("XDG_RUNTIME_DIR"),
+    ));
+    dirs
+}
+
+/// The settings for camera slot `slot`: its label, and the fixed device (from `device`
+/// or `output = "v4l2:/dev/videoN"`) only for slot 1, since two bridges cannot share a
+/// device; other slots find or create theirs by label.
+pub fn settings_for_slot(mut settings: Settings, slot: u32) -> Settings {
+    settings.card_label = slots::slot_label(&settings.card_label, slot);
+    if slot > 1 {
+        if let Some(device) = settings.device.take() {
+            info!(
+                "`device = {}` is for the first scope; this one uses the camera labelled '{}'",
+                device.display(),
+                settings.card_label
+            );
+        }
+        if let SinkSpec::V4l2(V4l2Target::Device(device)) = &settings.output {
+            info!(
+                "output {} is for the first scope; this one uses the camera labelled '{}'",
+                device.display(),
+                settings.card_label
+            );
+            settings.output = SinkSpec::V4l2(V4l2Target::Auto);
+        }
+    }
+    settings
+}
+
+/// Runs the service for `iface` until a signal sets `shutdown` or the bridge stops.
+pub async fn serve(
+    settings: Settings,
+    iface: &str,
+    shutdown: Arc<watch::Sender<bool>>,
+) -> Result<Outcome, ServiceError> {
+    let notifier = Arc::new(Notifier::from_env());
+    let mut stop = shutdown.subscribe();
+
+    notifier.status(&format!("waiting for an IPv4 address on {iface}"));
+    let address = tokio::select! {
+        _ = stop.wait_for(|s| *s) => return Ok(Outcome::Interrupted),
+        address = wait_for_ipv4(iface, settings.address_timeout) => address,
+    };
+    match address {
+        Ok(address) => debug!("{iface} has the address {address}"),
+        Err(AddressError::NoSuchInterface(_) | AddressError::Vanished(_)) => {
+            let line = format!("{iface} is gone (unplugged); nothing to do");
+            notifier.finish_without_bridge(&line);
+            return Ok(Outcome::Unplugged(line));
+        }
+        Err(AddressError::Timeout { .. }) => {
+            return Err(ServiceError::NoAddress {
+                iface: iface.to_owned(),
+                secs: settings.address_timeout.as_secs(),
+            });
+        }
+        Err(source) => {
+            return Err(ServiceError::Address {
+                iface: iface.to_owned(),
+                source,
+            });
+        }
+    }
+
+    let control = SocketAddr::V4(SocketAddrV4::new(settings.scope, settings.control_port));
+    notifier.status(&format!(
+        "asking {control} on {iface} whether it is a borescope"
+    ));
+    let target = ProbeTarget {
+        scope: control,
+        interface: Some(iface.to_owned()),
+    };
+    let probed = tokio::select! {
+        _ = stop.wait_for(|s| *s) => return Ok(Outcome::Interrupted),
+        probed = probe_scope(&target, settings.probe_timeout) => probed,
+    };
+    match probed {
+        Ok(reply) => info!(
+            "the scope at {control} answered on {iface} after {} ms",
+            reply.answered_after.as_millis()
+        ),
+        Err(ProbeError::NoAnswer { .. }) => {
+            let line = format!("no borescope answers at {control} on {iface}; leaving it alone");
+            notifier.finish_without_bridge(&line);
+            return Ok(Outcome::NotAScope(line));
+        }
+        Err(source) => {
+            return Err(ServiceError::Probe {
+                iface: iface.to_owned(),
+                source: Box::new(source),
+            });
+        }
+    }
+
+    let runtime = runtime_dir()?;
+    let claim = slots::claim(&runtime)?;
+    let settings = settings_for_slot(settings, claim.slot);
+    info!(
+        "camera slot {} ('{}'), state in {}",
+        claim.slot,
+        settings.card_label,
+        state::state_path(&runtime, iface).display()
+    );
+    let mut publisher = Publisher::new(&settings, iface, &claim, &runtime);
+
+    let bridged = {
+        let bridge = bridge::run_observed(&settings, None, shutdown.clone(), notifier.clone());
+        tokio::pin!(bridge);
+        // The first sample as soon as the output is open, so the state file and the
+        // STATUS are there right away; then one every STATE_INTERVAL.
+        let mut next = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                result = &mut bridge => break result,
+                _ = tokio::time::sleep_until(next) => {
+                    let Some(started) = notifier.bridge() else {
+                        next += START_POLL;
+                        continue;
+                    };
+                    if let Some(line) = publisher.publish(Instant::now(), started) {
+                        notifier.status(&line);
+                    }
+                    next = tokio::time::Instant::now() + STATE_INTERVAL;
+                }
+            }
+        }
+    };
+    publisher.remove();
+    notifier.stopping("stopped");
+    drop(claim);
+    Ok(Outcome::Bridged(bridged?.end))
+}
+
+/// Keeps the state file current and decides the STATUS line.
+struct Publisher {
+    path: PathBuf,
+    base: BridgeState,
+    sampler: Sampler,
+    tracker: StatusTracker,
+    write_failed: bool,
+}
+
+impl Publisher {
+    fn new(settings: &Settings, iface: &str, claim: &SlotClaim, runtime: &Path) -> Self {
+        Publisher {
+            path: state::state_path(runtime, iface),
+            base: BridgeState {
+                interface: iface.to_owned(),
+                pid: std::process::id(),
+                started_at: rfc3339_now(),
+                card_label: settings.card_label.clone(),
+                slot: claim.slot,
+                scope: settings.scope.to_string(),
+                ..BridgeState::default()
+            },
+            sampler: Sampler::new(settings.stall_timeout),
+            tracker: StatusTracker::default(),
+            write_failed: false,
+        }
+    }
+
+    /// Writes the state file; returns a new STATUS line when the state changed.
+    fn publish(&mut self, now: Instant, started: &BridgeStarted) -> Option<String> {
+        let stats = &started.stats;
+        let counters = Counters::read(stats);
+        let sample = self.sampler.sample(now, counters);
+        let totals = stats.snapshot();
+        let millis = |q: f64| {
+            totals
+                .latency
+                .quantile(q)
+                .map(|d| (d.as_secs_f64() * 1e4).round() / 10.0)
+        };
+        let rounded = |fps: f64| (fps * 10.0).round() / 10.0;
+        let state = BridgeState {
+            updated_at: rfc3339_now(),
+            device: started.device.as_ref().map(|d| d.display().to_string()),
+            output: started.output.clone(),
+            link_state: sample.link_state,
+            scope_size: stats.scope_size().map(|(w, h)| [w, h]),
+            scope_fps: rounded(sample.scope_fps),
+            output_fps: rounded(sample.output_fps),
+            frames_in: counters.frames_complete,
+            frames_out: totals.frames_written,
+            drops: Drops {
+                reassembly: totals.reassembly_drops.total(),
+                reassembly_reasons: totals
+                    .reassembly_drops
+                    .iter()
+                    .map(|(reason, count)| (reason.label().to_owned(), count))
+                    .collect(),
+                undecodable: totals.decode_errors,
+                skipped: totals.frames_skipped,
+                rejected_by_output: totals.sink_rejected,
+                malformed_packets: totals.malformed,
+                foreign_packets: totals.foreign,
+            },
+            latency_ms: LatencyMs {
+                p50: millis(0.5),
+                p99: millis(0.99),
+            },
+            snapshots: crate::bridge::stats::read(&stats.snapshots),
+            presses: totals.presses,
+            ..self.base.clone()
+        };
+        match state::write_atomic(&self.path, &state) {
+            Ok(()) => self.write_failed = false,
+            Err(e) if !self.write_failed => {
+                self.write_failed = true;
+                warn!(
+                    "cannot write {}: {e}; `scopecam status` will not show this bridge",
+                    self.path.display()
+                );
+            }
+            Err(_) => {}
+        }
+        self.tracker.on_sample(&state)
+    }
+
+    fn remove(&self) {
+        state::remove(&self.path);
+    }
+}
+
+fn rfc3339_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{self, ConfigFile, Overrides};
+    use std::collections::HashMap;
+
+    #[test]
+    fn runtime_dir_prefers_systemd_then_run_then_the_user_dir() {
+        let some = |s: &str| Some(OsString::from(s));
+        assert_eq!(
+            choose_runtime_dir(some("/run/scopecam:/run/other"), true, some("/run/user/1")),
+            Some(PathBuf::from("/run/scopecam"))
+        );
+        assert_eq!(
+            choose_runtime_dir(some("/tmp/rt"), false, None),
+            Some(PathBuf::from("/tmp/rt"))
+        );
+        assert_eq!(
+            choose_runtime_dir(None, true, some("/run/user/1")),
+            Some(PathBuf::from(SYSTEM_RUNTIME_DIR))
+        );
+        assert_eq!(
+            choose_runtime_dir(some(""), false, some("/run/user/1")),
+            Some(PathBuf::from("/run/user/1/scopecam"))
+        );
+        assert_eq!(choose_runtime_dir(None, false, None), None);
+    }
+
+    #[test]
+    fn no_address_says_what_to_check() {
+        let text = ServiceError::NoAddress {
+            iface: "enx00e04c680001".into(),
+            secs: 20,
+        }
+        .to_string();
+        for needle in [
+            "after 20 s",
+            "ip -4 addr show enx00e04c680001",
+            "\"No address\"",
+            "address_timeout_s",
+        ] {
+            assert!(text.contains(needle), "{needle}: {text}");
+        }
+    }
+
+    fn settings(file: &str) -> Settings {
+        let f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        std::fs::write(f.path(), file).unwrap();
+        config::load_for(
+            config::Mode::Service,
+            &ConfigFile::Explicit(f.path().to_owned()),
+            &HashMap::new(),
+            &Overrides::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_fixed_device_is_for_the_first_slot_only() {
+        let fixed = settings("device = \"/dev/video42\"\n");
+        let first = settings_for_slot(fixed.clone(), 1);
+        assert_eq!(first.device, Some(PathBuf::from("/dev/video42")));
+        assert_eq!(first.card_label, "Borescope");
+        let second = settings_for_slot(fixed, 2);
+        assert_eq!(second.device, None);
+        assert_eq!(second.card_label, "Borescope 2");
+
+        let in_output = settings("output = \"v4l2:/dev/video42\"\n");
+        assert_eq!(
+            settings_for_slot(in_output.clone(), 1).output,
+            in_output.output
+        );
+        assert_eq!(
+            settings_for_slot(in_output, 3).output,
+            SinkSpec::V4l2(V4l2Target::Auto)
+        );
+        let file = settings("output = \"mjpeg:/tmp/x.mjpeg\"\n");
+        assert_eq!(settings_for_slot(file.clone(), 2).output, file.output);
+    }
+}

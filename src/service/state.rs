@@ -1,0 +1,437 @@
+//! The state file `$RUNTIME/IFACE.json` that `scopecam status` reads, and the pieces
+//! that fill it: a sampler turning counters into rates and a link state, and the
+//! one-line STATUS for systemd. All sans-IO except [`write_atomic`] and [`remove`].
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::bridge::stats::{Stats, read};
+use crate::link::health::{Health, HealthMonitor};
+
+/// What the link to the scope is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkState {
+    /// No video yet since start.
+    #[default]
+    Waiting,
+    Streaming,
+    /// Video came, then stopped for longer than `stall_timeout_ms`.
+    Stalled,
+}
+
+impl LinkState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkState::Waiting => "waiting",
+            LinkState::Streaming => "streaming",
+            LinkState::Stalled => "stalled",
+        }
+    }
+}
+
+/// Frames dropped on the way, by where.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Drops {
+    /// Frames the reassembler gave up on, in total and by reason.
+    pub reassembly: u64,
+    pub reassembly_reasons: BTreeMap<String, u64>,
+    pub undecodable: u64,
+    /// Replaced by a newer frame before the frame path took them (it fell behind).
+    pub skipped: u64,
+    pub rejected_by_output: u64,
+    /// Packets, not frames: from the scope but not understood, or from elsewhere.
+    pub malformed_packets: u64,
+    pub foreign_packets: u64,
+}
+
+/// Latency from a frame's last fragment to its picture being written, since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LatencyMs {
+    pub p50: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+/// The content of `$RUNTIME/IFACE.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BridgeState {
+    pub interface: String,
+    pub pid: u32,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub updated_at: String,
+    /// The camera node apps open (`/dev/videoN`); `null` for file outputs.
+    pub device: Option<String>,
+    /// The output as the log names it.
+    pub output: String,
+    pub card_label: String,
+    pub slot: u32,
+    /// The scope's address.
+    pub scope: String,
+    pub link_state: LinkState,
+    /// Size of the scope's pictures, once one was written.
+    pub scope_size: Option<[u32; 2]>,
+    /// Complete frames from the scope per second (last second).
+    pub scope_fps: f64,
+    /// Frames written to the output per second, "no signal" pictures included.
+    pub output_fps: f64,
+    /// Complete frames from the scope since start.
+    pub frames_in: u64,
+    /// Scope frames written to the output since start.
+    pub frames_out: u64,
+    pub drops: Drops,
+    pub latency_ms: LatencyMs,
+    pub snapshots: u64,
+    pub presses: u64,
+}
+
+/// The counters the sampler needs, read from the bridge's [`Stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub datagrams: u64,
+    pub frames_complete: u64,
+    pub frames_written: u64,
+    pub idle_frames: u64,
+}
+
+impl Counters {
+    pub fn read(stats: &Stats) -> Self {
+        Counters {
+            datagrams: read(&stats.datagrams),
+            frames_complete: read(&stats.frames_complete),
+            frames_written: read(&stats.frames_written),
+            idle_frames: read(&stats.idle_frames),
+        }
+    }
+}
+
+/// Rates and link state from counters sampled about once a second.
+#[derive(Debug, Clone)]
+pub struct Sampler {
+    health: HealthMonitor,
+    last: Option<(Instant, Counters)>,
+}
+
+/// One sample's result.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub link_state: LinkState,
+    pub scope_fps: f64,
+    pub output_fps: f64,
+}
+
+impl Sampler {
+    /// `stall_timeout`: no video for this long after some came = stalled.
+    pub fn new(stall_timeout: Duration) -> Self {
+        Sampler {
+            health: HealthMonitor::new(stall_timeout),
+            last: None,
+        }
+    }
+
+    pub fn sample(&mut self, now: Instant, counters: Counters) -> Sample {
+        let (scope_fps, output_fps) = match self.last {
+            Some((at, before)) => {
+                let secs = now.saturating_duration_since(at).as_secs_f64().max(1e-3);
+                let rate = |now: u64, before: u64| now.saturating_sub(before) as f64 / secs;
+                let written = |c: Counters| c.frames_written + c.idle_frames;
+                (
+                    rate(counters.frames_complete, before.frames_complete),
+                    rate(written(counters), written(before)),
+                )
+            }
+            None => (0.0, 0.0),
+        };
+        let packets_came = match self.last {
+            Some((_, before)) => counters.datagrams > before.datagrams,
+            None => counters.datagrams > 0,
+        };
+        if packets_came {
+            self.health.on_packet(now);
+        } else {
+            self.health.on_tick(now);
+        }
+        self.last = Some((now, counters));
+        Sample {
+            link_state: match self.health.state() {
+                Health::Waiting => LinkState::Waiting,
+                Health::Alive => LinkState::Streaming,
+                Health::Silent => LinkState::Stalled,
+            },
+            scope_fps,
+            output_fps,
+        }
+    }
+}
+
+/// Where the frames go, for the STATUS line: `/dev/video42 (Borescope)` or the output.
+fn target(state: &BridgeState) -> String {
+    match &state.device {
+        Some(device) => format!("{device} ({})", state.card_label),
+        None => state.output.clone(),
+    }
+}
+
+/// The one-line STATUS systemd shows for the service.
+pub fn status_line(state: &BridgeState) -> String {
+    let camera = state.device.is_some();
+    match state.link_state {
+        LinkState::Streaming => {
+            let size = state
+                .scope_size
+                .map(|[w, h]| format!("{w}x{h} "))
+                .unwrap_or_default();
+            let fps = state.scope_fps;
+            if camera {
+                format!("streaming {size}{fps:.0} fps to {}", target(state))
+            } else {
+                format!("streaming {size}{fps:.0} fps; output {}", target(state))
+            }
+        }
+        LinkState::Waiting if camera => format!(
+            "waiting for video from {} on {}; {} shows \"no signal\"",
+            state.scope,
+            state.interface,
+            target(state)
+        ),
+        LinkState::Waiting => format!(
+            "waiting for video from {} on {}; output {}",
+            state.scope,
+            state.interface,
+            target(state)
+        ),
+        LinkState::Stalled if camera => format!(
+            "no signal: the scope on {} stopped sending video; {} shows \"no signal\"",
+            state.interface,
+            target(state)
+        ),
+        LinkState::Stalled => format!(
+            "no signal: the scope on {} stopped sending video; output {}",
+            state.interface,
+            target(state)
+        ),
+    }
+}
+
+/// Decides when the STATUS line changes: on a change of link state or picture size
+/// only, not on every flicker of the frame rate. A new "streaming" waits one sample so
+/// the rate it shows is measured over a whole second.
+#[derive(Debug, Clone, Default)]
+pub struct StatusTracker {
+    shown: Option<(LinkState, Option<[u32; 2]>)>,
+    streaming_samples: u32,
+}
+
+impl StatusTracker {
+    /// The new STATUS line, if it is time for one.
+    pub fn on_sample(&mut self, state: &BridgeState) -> Option<String> {
+        if state.link_state == LinkState::Streaming {
+            self.streaming_samples = self.streaming_samples.saturating_add(1);
+        } else {
+            self.streaming_samples = 0;
+        }
+        let key = (state.link_state, state.scope_size);
+        if self.shown == Some(key) {
+            return None;
+        }
+        if state.link_state == LinkState::Streaming && self.streaming_samples < 2 {
+            return None;
+        }
+        self.shown = Some(key);
+        Some(status_line(state))
+    }
+}
+
+/// The state file of `interface` in `dir`.
+pub fn state_path(dir: &Path, interface: &str) -> PathBuf {
+    dir.join(format!("{interface}.json"))
+}
+
+/// Writes the state file so readers never see half of it: a temporary file in the same
+/// directory, then rename over the old one. Temporary names start with a dot, which
+/// `scopecam status` skips.
+pub fn write_atomic(path: &Path, state: &BridgeState) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let mut text = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
+    text.push(b'\n');
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(&text)?;
+    drop(file);
+    std::fs::rename(&tmp, path)
+}
+
+/// Removes the state file (and a leftover temporary file); missing files are fine.
+pub fn remove(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    if let Some(name) = path.file_name() {
+        let tmp = path.with_file_name(format!(".{}.tmp", name.to_string_lossy()));
+        let _ = std::fs::remove_file(tmp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn counters(datagrams: u64, complete: u64, written: u64, idle: u64) -> Counters {
+        Counters {
+            datagrams,
+            frames_complete: complete,
+            frames_written: written,
+            idle_frames: idle,
+        }
+    }
+
+    #[test]
+    fn sampler_measures_rates_and_follows_the_link() {
+        let t0 = Instant::now();
+        let mut s = Sampler::new(2000 * MS);
+        let first = s.sample(t0, counters(0, 0, 0, 5));
+        assert_eq!(first.link_state, LinkState::Waiting);
+        assert_eq!(first.scope_fps, 0.0);
+        let second = s.sample(t0 + 1000 * MS, counters(0, 0, 0, 10));
+        assert_eq!(second.link_state, LinkState::Waiting);
+        assert_eq!(second.output_fps, 5.0, "no-signal pictures count as output");
+        let streaming = s.sample(t0 + 2000 * MS, counters(300, 15, 15, 10));
+        assert_eq!(streaming.link_state, LinkState::Streaming);
+        assert_eq!((streaming.scope_fps, streaming.output_fps), (15.0, 15.0));
+        // Silence: stalled once stall_timeout has passed since the last packet.
+        let quiet = s.sample(t0 + 3000 * MS, counters(300, 15, 15, 12));
+        assert_eq!(quiet.link_state, LinkState::Streaming);
+        let stalled = s.sample(t0 + 4000 * MS, counters(300, 15, 15, 17));
+        assert_eq!(stalled.link_state, LinkState::Stalled);
+        assert_eq!(stalled.scope_fps, 0.0);
+        let back = s.sample(t0 + 5000 * MS, counters(400, 20, 20, 17));
+        assert_eq!(back.link_state, LinkState::Streaming);
+    }
+
+    fn camera_state(link_state: LinkState) -> BridgeState {
+        BridgeState {
+            interface: "enx00e04c680001".into(),
+            device: Some("/dev/video42".into()),
+            output: "v4l2loopback /dev/video42".into(),
+            card_label: "Borescope".into(),
+            scope: "192.168.10.123".into(),
+            link_state,
+            scope_size: Some([640, 480]),
+            scope_fps: 14.6,
+            ..BridgeState::default()
+        }
+    }
+
+    #[test]
+    fn status_lines_say_what_the_camera_shows() {
+        assert_eq!(
+            status_line(&camera_state(LinkState::Streaming)),
+            "streaming 640x480 15 fps to /dev/video42 (Borescope)"
+        );
+        assert_eq!(
+            status_line(&camera_state(LinkState::Waiting)),
+            "waiting for video from 192.168.10.123 on enx00e04c680001; \
+             /dev/video42 (Borescope) shows \"no signal\""
+        );
+        let mut file = camera_state(LinkState::Stalled);
+        file.device = None;
+        file.output = "mjpeg to /tmp/x.mjpeg".into();
+        assert_eq!(
+            status_line(&file),
+            "no signal: the scope on enx00e04c680001 stopped sending video; \
+             output mjpeg to /tmp/x.mjpeg"
+        );
+        file.link_state = LinkState::Streaming;
+        assert_eq!(
+            status_line(&file),
+            "streaming 640x480 15 fps; output mjpeg to /tmp/x.mjpeg"
+        );
+    }
+
+    #[test]
+    fn status_changes_only_with_the_state_and_streaming_waits_a_second() {
+        let mut tracker = StatusTracker::default();
+        let waiting = camera_state(LinkState::Waiting);
+        assert!(tracker.on_sample(&waiting).is_some());
+        assert_eq!(tracker.on_sample(&waiting), None);
+        let mut streaming = camera_state(LinkState::Streaming);
+        assert_eq!(tracker.on_sample(&streaming), None, "rate not measured yet");
+        assert!(
+            tracker
+                .on_sample(&streaming)
+                .unwrap()
+                .starts_with("streaming")
+        );
+        streaming.scope_fps = 13.0;
+        assert_eq!(
+            tracker.on_sample(&streaming),
+            None,
+            "fps alone is no change"
+        );
+        streaming.scope_size = Some([1280, 720]);
+        assert!(tracker.on_sample(&streaming).unwrap().contains("1280x720"));
+        assert!(
+            tracker
+                .on_sample(&camera_state(LinkState::Stalled))
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn state_file_round_trips_and_has_the_documented_fields() {
+        let mut state = camera_state(LinkState::Streaming);
+        state.pid = 4242;
+        state.drops.reassembly = 3;
+        state
+            .drops
+            .reassembly_reasons
+            .insert("incomplete".into(), 3);
+        state.latency_ms = LatencyMs {
+            p50: Some(2.1),
+            p99: Some(4.0),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(dir.path(), &state.interface);
+        write_atomic(&path, &state).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for key in [
+            "interface",
+            "pid",
+            "started_at",
+            "device",
+            "card_label",
+            "slot",
+            "scope",
+            "link_state",
+            "scope_fps",
+            "output_fps",
+            "frames_in",
+            "frames_out",
+            "drops",
+            "latency_ms",
+            "snapshots",
+            "presses",
+        ] {
+            assert!(json.get(key).is_some(), "missing {key}: {text}");
+        }
+        assert_eq!(json["link_state"], "streaming");
+        assert_eq!(json["latency_ms"]["p99"], 4.0);
+        let back: BridgeState = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, state);
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file left behind");
+        remove(&path);
+        assert!(!path.exists());
+    }
+}
