@@ -33,25 +33,7 @@ bin=target/release/scopecam
 
 # Man pages and shell completions, generated from the CLI definition.
 rm -rf target/assets
-if ! "$bin" generate-assets target/assets 2>/dev/null; then
-    # PLACEHOLDER until `scopecam generate-assets` exists in this build:
-    # stand-ins so the package layout can be built and checked. They live
-    # only under target/ and are never committed.
-    echo "build.sh: WARNING: '$bin generate-assets' failed; writing PLACEHOLDER man pages and completions" >&2
-    mkdir -p target/assets/man target/assets/completions
-    for page in scopecam scopecam-service; do
-        cat >"target/assets/man/$page.1" <<EOM
-.TH ${page^^} 1 "" "scopecam" "User Commands"
-.SH NAME
-$page \- PLACEHOLDER manual page (scopecam generate-assets missing)
-.SH DESCRIPTION
-PLACEHOLDER: built without \fBscopecam generate-assets\fR.
-EOM
-    done
-    echo "# PLACEHOLDER completion (scopecam generate-assets missing)" >target/assets/completions/scopecam.bash
-    printf '#compdef scopecam\n# PLACEHOLDER completion (scopecam generate-assets missing)\n' >target/assets/completions/_scopecam
-    echo "# PLACEHOLDER completion (scopecam generate-assets missing)" >target/assets/completions/scopecam.fish
-fi
+"$bin" generate-assets target/assets
 for f in target/assets/man/scopecam.1 target/assets/completions/{scopecam.bash,_scopecam,scopecam.fish}; do
     [[ -s $f ]] || { echo "build.sh: $f missing after generate-assets" >&2; exit 1; }
 done
