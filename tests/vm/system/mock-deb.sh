@@ -46,7 +46,7 @@ service)
     done
     label=Borescope; ((n > 1)) && label="Borescope $n"
     dev=/dev/video$((41 + n))
-    "$REAL" run --interface "$iface" --output "v4l2:$dev" &
+    "$REAL" run --interface "$iface" --output "v4l2:$dev" --snapshot-dir /var/lib/scopecam/snapshots &
     child=$!
     trap 'kill $child; wait $child; rm -f /run/scopecam/$iface.json; exit 0' TERM
     sleep 3
@@ -83,10 +83,14 @@ RestartSec=2s
 RuntimeDirectory=scopecam
 RuntimeDirectoryMode=0755
 RuntimeDirectoryPreserve=yes
+StateDirectory=scopecam
+StateDirectoryMode=0755
 EOF
 cat > "$d/lib/udev/rules.d/85-scopecam.rules" <<'EOF'
 SUBSYSTEM=="net", ACTION!="remove", ENV{ID_USB_DRIVER}=="r8152", ENV{ID_VENDOR_ID}=="0bda", ENV{ID_MODEL_ID}=="8152", ENV{SCOPECAM_CANDIDATE}="1", TAG+="systemd", ENV{SYSTEMD_WANTS}+="scopecam@$name.service"
 EOF
+echo 'KERNEL=="uinput", GROUP="input", MODE="0660", OPTIONS+="static_node=uinput"' \
+    > "$d/lib/udev/rules.d/70-scopecam-uinput.rules"
 echo 'options v4l2loopback devices=2 video_nr=42,43 card_label="Borescope,Borescope 2" exclusive_caps=1,1' \
     > "$d/etc/modprobe.d/scopecam.conf"
 echo 'u scopecam - "scopecam mock" /var/lib/scopecam' > "$d/usr/lib/sysusers.d/scopecam.conf"

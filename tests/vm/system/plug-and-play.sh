@@ -93,12 +93,13 @@ EOF
 udevadm control --reload
 modprobe veth
 
-# make_scope IFACE NS SIMULATE(yes|no) GUEST_IP
+# make_scope IFACE NS SIMULATE(yes|no) GUEST_IP [SIMULATOR ARGS...]
 # The link appears first (udev starts the unit, which waits for an address),
 # then the far end comes up with the simulator, then the guest side gets its
 # address, as when the scope's DHCP answers a moment after plug-in.
 make_scope() {
     local ifc=$1 ns=$2 sim=$3 ip=$4
+    shift 4
     ip netns add "$ns"; NAMESPACES+=("$ns")
     ip netns exec "$ns" ip link set lo up
     # The replies come back on the same veth; strict reverse-path filtering
@@ -109,7 +110,7 @@ make_scope() {
     ip netns exec "$ns" ip addr add 192.168.10.123/24 dev eth0
     ip netns exec "$ns" ip link set eth0 up
     if [[ "$sim" == yes ]]; then
-        ip netns exec "$ns" scopecam simulate --bind 192.168.10.123 > "$R/simulator-$ns.log" 2>&1 &
+        ip netns exec "$ns" scopecam simulate --bind 192.168.10.123 "$@" > "$R/simulator-$ns.log" 2>&1 &
         SIM_PIDS+=($!)
         wait_for 20 bash -c "ip netns exec $ns ss -Hlun | grep -q '192.168.10.123:50000'" \
             || die "simulator in $ns did not open 192.168.10.123:50000 (see simulator-$ns.log)"
@@ -171,7 +172,9 @@ check_unplug() {
 # --- 3. first scope -------------------------------------------------------------
 step "scope A: plug in scopea0"
 UA=scopecam@scopea0.service
-make_scope scopea0 scopeA yes 192.168.10.100
+# The simulated button is pressed every 5 s: snapshots must land in the
+# state directory, readable by users.
+make_scope scopea0 scopeA yes 192.168.10.100 --press-every 5
 if wait_for 60 state_is "$UA" active; then
     ok "$UA active (Type=notify: READY=1 received) $((SECONDS - T_PLUG)) s after plug-in; status: '$(prop "$UA" StatusText)'"
 else
@@ -206,6 +209,20 @@ runuser -u nobody -- scopecam status > "$R/status-a-nobody.txt" 2>&1 \
     && ok "scopecam status as an unprivileged user shows scopea0" \
     || { bad "scopecam status as user nobody:"; cat "$R/status-a-nobody.txt"; }
 kill "$reader" 2>/dev/null || true; wait "$reader" 2>/dev/null || true
+
+# The button: /dev/uinput reachable by the service's group only (shipped
+# 70-scopecam-uinput.rules), and snapshots written under StateDirectory=.
+u=$(stat -c '%G:%a' /dev/uinput 2>/dev/null || echo missing)
+[[ "$u" == input:660 ]] && ok "/dev/uinput is input:660" || bad "/dev/uinput is $u, want input:660"
+if wait_for 30 bash -c 'compgen -G "/var/lib/scopecam/snapshots/*.jp*g"'; then
+    snap=$(compgen -G "/var/lib/scopecam/snapshots/*.jp*g" | head -1)
+    runuser -u nobody -- head -c 2 "$snap" | od -An -tx1 | grep -q 'ff d8' \
+        && ok "button press saved $snap, readable by an unprivileged user" \
+        || bad "$snap is not a JPEG readable by user nobody ($(stat -c '%U:%G %a' "$snap"))"
+else
+    bad "no snapshot in /var/lib/scopecam/snapshots after 30 s of button presses every 5 s"
+    ls -la /var/lib/scopecam /var/lib/scopecam/snapshots 2>&1 || true
+fi
 
 # --- 4. second scope, both at 192.168.10.123 --------------------------------------
 step "scope B: plug in scopeb0 while scopea0 runs"

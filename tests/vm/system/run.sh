@@ -11,7 +11,7 @@
 #     --env NAME[=VALUE]   pass an env var into the guest (repeatable)
 #     --results DIR        host dir for results (default: a fresh
 #                          target/vm/results/system-<timestamp>-<pid>)
-#     --timeout SECS       whole-VM wall clock limit, default 300
+#     --timeout SECS       whole-VM wall clock limit, default 480
 #
 # Needs: sudo tests/vm/setup.sh, then sudo tests/vm/system/setup.sh (the
 # Debian root in target/vm/system-root). Results dir afterwards: console.log
@@ -35,7 +35,7 @@ ROOT="$OUT/system-root"
 MODVER=0.12.7
 MEM=1G
 SMP=$(nproc); ((SMP > 2)) && SMP=2
-TIMEOUT=300
+TIMEOUT=480
 RESULTS=""
 DEB=""
 ENVS=()
