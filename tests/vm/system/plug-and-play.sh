@@ -155,6 +155,22 @@ check_frames() {
     rm -f "$out"   # ~6 MB; the size was reported
 }
 
+# check_streaming IFACE NS: the bridge gets pictures from the scope in NS, not
+# just the "no signal" placeholder: the state file says streaming (contract
+# fields link_state, frames_in) and that namespace's simulator saw a client
+# (so the sockets went out of IFACE, not another link on the same subnet).
+check_streaming() {
+    local ifc=$1 ns=$2 f=/run/scopecam/$1.json
+    if wait_for 30 grep -q '"link_state": *"streaming"' "$f"; then
+        ok "$f: link_state streaming, frames_in $(grep -o '"frames_in": *[0-9]*' "$f" | grep -o '[0-9]*$')"
+    else
+        bad "$f does not say streaming within 30 s:"; cat "$f" || true
+    fi
+    grep -q 'client 192.168.10.100:[0-9]* connected' "$R/simulator-$ns.log" \
+        && ok "the simulator in $ns served the bridge on $ifc" \
+        || bad "the simulator in $ns never saw a client (simulator-$ns.log)"
+}
+
 # check_unplug UNIT IFACE: deleting the link stops the unit cleanly.
 check_unplug() {
     local unit=$1 ifc=$2
@@ -183,13 +199,7 @@ else
 fi
 check_started_by_udev "$UA" scopea0
 t_a_active=$SECONDS
-# Frames from the scope, not just the "no signal" placeholder: the state file
-# says so (link_state and frames_in, per the contract).
-if wait_for 15 grep -q '"link_state": *"streaming"' /run/scopecam/scopea0.json; then
-    ok "state file: link_state streaming, frames_in $(grep -o '"frames_in": *[0-9]*' /run/scopecam/scopea0.json | grep -o '[0-9]*$')"
-else
-    bad "/run/scopecam/scopea0.json does not say streaming:"; cat /run/scopecam/scopea0.json || true
-fi
+check_streaming scopea0 scopeA
 check_frames Borescope a
 
 # consumers are counted while one reads: keep one reading during status.
@@ -236,6 +246,7 @@ else
     bad "$UB not active: $(prop "$UB" ActiveState)/$(prop "$UB" SubState)"
 fi
 check_started_by_udev "$UB" scopeb0
+check_streaming scopeb0 scopeB
 check_frames "Borescope 2" b
 scopecam status > "$R/status-ab.txt" 2>&1 || true
 grep -q scopea0 "$R/status-ab.txt" && grep -q scopeb0 "$R/status-ab.txt" \
