@@ -36,7 +36,7 @@ prop() { systemctl show -P "$2" "$1"; }
 state_is() { [[ $(prop "$1" ActiveState) == "$2" ]]; }
 step() { echo; echo "== $* ($(cut -d' ' -f1 /proc/uptime) s)"; }
 
-SIM_PIDS=()
+declare -A SIM_PID=()
 NAMESPACES=()
 on_exit() {
     local rc=$?
@@ -48,7 +48,7 @@ on_exit() {
         journalctl -b --no-pager -o short-monotonic _PID=1 -u systemd-udevd | grep -i 'scope' | tail -40 || true
         for f in "$R"/simulator-*.log; do [[ -f "$f" ]] && { echo "-- $f"; tail -20 "$f"; }; done
     fi
-    for p in "${SIM_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${SIM_PID[@]}"; do kill "$p" 2>/dev/null || true; done
     for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
     echo
     echo "plug-and-play: $fails failure(s)"
@@ -111,7 +111,7 @@ make_scope() {
     ip netns exec "$ns" ip link set eth0 up
     if [[ "$sim" == yes ]]; then
         ip netns exec "$ns" scopecam simulate --bind 192.168.10.123 "$@" > "$R/simulator-$ns.log" 2>&1 &
-        SIM_PIDS+=($!)
+        SIM_PID[$ns]=$!
         wait_for 20 bash -c "ip netns exec $ns ss -Hlun | grep -q '192.168.10.123:50000'" \
             || die "simulator in $ns did not open 192.168.10.123:50000 (see simulator-$ns.log)"
     fi
@@ -269,7 +269,29 @@ state_is "$UB" active && ok "$UB unaffected by the unplug of scopea0" || bad "$U
 step "unplug scopeb0"
 check_unplug "$UB" scopeb0
 
-# --- 6. an RTL8152 that is not a scope -----------------------------------------------
+# --- 6. plug the first scope in again ------------------------------------------------
+# The same camera must come back: with v4l2loopback 0.12.7 and exclusive_caps
+# a node can lose its output caps after the first writer closes ("works once,
+# then needs a module reload", shared INTEGRATION.md).
+step "re-plug scopea0 (the same camera again)"
+for ns in scopeA scopeB; do
+    kill "${SIM_PID[$ns]}" 2>/dev/null || true
+    wait "${SIM_PID[$ns]}" 2>/dev/null || true
+    unset "SIM_PID[$ns]"
+    ip netns del "$ns"
+done
+NAMESPACES=()
+make_scope scopea0 scopeA2 yes 192.168.10.100
+if wait_for 60 state_is "$UA" active; then
+    ok "$UA active again $((SECONDS - T_PLUG)) s after re-plug; status: '$(prop "$UA" StatusText)'"
+else
+    bad "$UA not active after re-plug: $(prop "$UA" ActiveState)/$(prop "$UA" SubState) Result=$(prop "$UA" Result)"
+fi
+check_streaming scopea0 scopeA2
+check_frames Borescope a2
+check_unplug "$UA" scopea0
+
+# --- 7. an RTL8152 that is not a scope -----------------------------------------------
 step "scope C: a link where nothing answers"
 UC=scopecam@scopec0.service
 make_scope scopec0 scopeC no 192.168.10.100
