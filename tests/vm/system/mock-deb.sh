@@ -93,6 +93,11 @@ echo 'KERNEL=="uinput", GROUP="input", MODE="0660", OPTIONS+="static_node=uinput
     > "$d/lib/udev/rules.d/70-scopecam-uinput.rules"
 echo 'options v4l2loopback devices=2 video_nr=42,43 card_label="Borescope,Borescope 2" exclusive_caps=1,1' \
     > "$d/etc/modprobe.d/scopecam.conf"
+mkdir -p "$d/lib/systemd/network"
+printf '%s\n' '[Match]' 'Property=SCOPECAM_CANDIDATE=1' '[Link]' 'RequiredForOnline=no' \
+    '[Network]' 'DHCP=ipv4' 'LinkLocalAddressing=no' \
+    '[DHCPv4]' 'UseGateway=no' 'UseRoutes=no' 'UseDNS=no' 'RouteMetric=20000' \
+    > "$d/lib/systemd/network/80-scopecam.network"
 echo 'u scopecam - "scopecam mock" /var/lib/scopecam' > "$d/usr/lib/sysusers.d/scopecam.conf"
 cat > "$d/DEBIAN/control" <<'EOF'
 Package: scopecam

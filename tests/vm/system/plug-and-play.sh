@@ -19,7 +19,9 @@
 # `scopecam status` shows the bridge, also to an unprivileged user; a second
 # scope gives "Borescope 2" while the first keeps running; deleting a link
 # stops its unit cleanly (inactive, not failed); a namespace where nothing
-# answers makes the unit exit 0 quietly, without restarts.
+# answers makes the unit exit 0 quietly, without restarts; a re-plugged scope
+# streams again; and with the shipped systemd-networkd file a scope whose DHCP
+# offers a router and DNS gets its address without a default route.
 set -euo pipefail
 
 R=${SCOPECAM_VM_RESULTS:-/tmp}
@@ -319,3 +321,64 @@ n=$(journalctl -b -u "$UC" -o cat | grep -c 'no borescope answers' || true)
 scopecam status > "$R/status-none.txt" 2>&1 && rc=0 || rc=$?
 ((rc == 3)) && ok "scopecam status exits 3 with no bridge running" || { bad "scopecam status exit $rc with no bridge running:"; cat "$R/status-none.txt"; }
 ip link del scopec0
+
+# --- 8. the whole path with the shipped systemd-networkd file ----------------------
+# No address from the script this time: systemd-networkd (started only now, so
+# it did not manage the links above) applies the package's .network file,
+# which matches the property the shipped udev rule sets; the scope's DHCP
+# server (busybox udhcpd in the namespace) offers a router and DNS, which the
+# file must ignore.
+step "scope D: address from the scope's DHCP via systemd-networkd"
+nf=$(ls /usr/lib/systemd/network/*scopecam*.network /lib/systemd/network/*scopecam*.network 2>/dev/null | head -1 || true)
+if [[ -z "$nf" ]]; then
+    bad "the package ships no systemd-networkd .network file"
+elif ! systemctl start systemd-networkd.service; then
+    bad "systemd-networkd does not start"; systemctl status --no-pager systemd-networkd || true
+else
+    ok "systemd-networkd running with $nf"
+    UD=scopecam@scoped0.service
+    ip netns add scopeD; NAMESPACES+=(scopeD)
+    ip netns exec scopeD ip link set lo up
+    ip netns exec scopeD sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+    T_PLUG=$SECONDS
+    ip link add scoped0 type veth peer name eth0 netns scopeD
+    ip netns exec scopeD ip addr add 192.168.10.123/24 dev eth0
+    ip netns exec scopeD ip link set eth0 up
+    cat > /run/udhcpd-scopeD.conf <<'EOC'
+start 192.168.10.100
+end 192.168.10.100
+interface eth0
+lease_file /run/udhcpd-scopeD.leases
+opt subnet 255.255.255.0
+opt router 192.168.10.123
+opt dns 192.168.10.123
+opt lease 3600
+EOC
+    touch /run/udhcpd-scopeD.leases
+    ip netns exec scopeD busybox udhcpd -f /run/udhcpd-scopeD.conf > "$R/udhcpd-scopeD.log" 2>&1 &
+    SIM_PID[udhcpd]=$!
+    ip netns exec scopeD scopecam simulate --bind 192.168.10.123 > "$R/simulator-scopeD.log" 2>&1 &
+    SIM_PID[scopeD]=$!
+    if wait_for 60 bash -c "journalctl -b -u systemd-networkd -o cat | grep -q 'scoped0: DHCPv4 address 192.168.10.100'"; then
+        ok "networkd took the scope's DHCP lease: $(journalctl -b -u systemd-networkd -o cat | grep 'scoped0: DHCPv4 address' | head -1)"
+    else
+        bad "no DHCPv4 lease on scoped0 within 60 s"; journalctl -b -u systemd-networkd -o cat | grep scoped0 | tail -10 || true
+    fi
+    if wait_for 60 state_is "$UD" active; then
+        ok "$UD active $((SECONDS - T_PLUG)) s after plug-in; status: '$(prop "$UD" StatusText)'"
+    else
+        bad "$UD not active: $(prop "$UD" ActiveState)/$(prop "$UD" SubState) Result=$(prop "$UD" Result)"
+    fi
+    check_streaming scoped0 scopeD
+    def=$(ip -4 route show default)
+    [[ -z "$def" ]] && ok "no default route from the scope's DHCP" || bad "default route appeared: $def"
+    # networkd's per-link state names the DNS servers it would hand to resolved.
+    links=/run/systemd/netif/links/$(cat /sys/class/net/scoped0/ifindex)
+    if grep -q '^DNS=.*192.168.10.123' "$links" 2>/dev/null; then
+        bad "networkd took the scope's DNS server ($links: $(grep '^DNS=' "$links"))"
+    else
+        ok "the scope's DNS server not taken ($links: $(grep '^DNS=' "$links" 2>/dev/null || echo 'no DNS= line'))"
+    fi
+    echo "   routes on scoped0: $(ip -4 route show dev scoped0 | tr '\n' ';')"
+    check_unplug "$UD" scoped0
+fi
