@@ -274,9 +274,10 @@ fn an_interface_where_nothing_answers_is_left_alone() {
         0,
         "no slot claimed, no state file"
     );
-    // A clean start and stop for systemd, so it does not restart the unit.
-    notify.until(Duration::from_secs(2), "READY and STOPPING", |m| {
-        count(m, "READY=1") == 1 && count(m, "STOPPING=1") == 1
+    // A clean start and stop for systemd, so it does not restart the unit, and a
+    // barrier so systemd reads them before it sees the exit (else: "protocol").
+    notify.until(Duration::from_secs(2), "READY, STOPPING and BARRIER", |m| {
+        count(m, "READY=1") == 1 && count(m, "STOPPING=1") == 1 && count(m, "BARRIER=1") == 1
     });
     assert!(
         notify.messages.contains(&format!("STATUS={expected}")),

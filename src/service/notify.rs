@@ -105,6 +105,13 @@ impl Notifier {
             NotifyState::Status(line),
             NotifyState::Stopping,
         ]);
+        // systemd may see the process exit before it reads the datagram above and
+        // then fails the unit with "protocol" all the same (seen on systemd 252).
+        if std::env::var_os("NOTIFY_SOCKET").is_some() {
+            if let Err(e) = notify_barrier(BARRIER_TIMEOUT) {
+                tracing::debug!("systemd did not confirm the notifications: {e}");
+            }
+        }
     }
 
     /// The service is shutting down.
@@ -119,6 +126,29 @@ impl Notifier {
                 tracing::warn!("cannot notify systemd ($NOTIFY_SOCKET): {e}");
             }
         }
+    }
+}
+
+/// How long a quiet exit waits for systemd to confirm it read READY=1.
+const BARRIER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `sd_notify_barrier(3)`, which the sd-notify crate lacks: sends BARRIER=1 with
+/// the write end of a pipe, and waits until systemd, having processed every
+/// earlier message, closes its copy (the read end then reports a hang-up).
+fn notify_barrier(timeout: std::time::Duration) -> std::io::Result<()> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let (read, write) = nix::unistd::pipe()?;
+    sd_notify::notify_with_fds(&[NotifyState::Custom("BARRIER=1")], &[write.as_fd()])?;
+    drop(write);
+    let millis = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+    let mut fds = [PollFd::new(read.as_fd(), PollFlags::empty())];
+    match poll(&mut fds, PollTimeout::from(millis))? {
+        0 => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "no answer to BARRIER=1",
+        )),
+        _ => Ok(()),
     }
 }
 
