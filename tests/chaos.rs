@@ -279,9 +279,10 @@ fn consecutive_frames_interleaved() {
 
 /// More than 300 frames, so the one-byte frame id wraps from 255 to 0 at
 /// least once, with some duplication and reordering around it. Must hold:
-/// the stream does not stall or drop frames at the wrap, and frames come
-/// out in the order sent (7 sources, so the order is checkable: each output
-/// frame is the source after the previous one in at least 95 % of steps).
+/// the stream does not stall or drop frames at the wrap (at most 5 %
+/// dropped), and frames come out in the order sent: with 7 sources looped,
+/// each output frame is the source after the previous one, except where
+/// the summary counts a frame not written (skipped or dropped) in between.
 #[test]
 fn frame_ids_wrap_past_255() {
     let s = Scenario::new("127.73.0.6", 7, Output::Mjpeg);
@@ -299,19 +300,21 @@ fn frame_ids_wrap_past_255() {
     s.wait_for_frames(320, "past the frame id wrap");
     let stopped = s.finish(&mut bridge, log);
     let order = s.mjpeg_source_indices(&stopped.log);
-    let in_sequence = order
+    let summary = &stopped.summary;
+    let out_of_sequence = order
         .windows(2)
-        .filter(|w| w[1] == (w[0] + 1) % s.sources.len())
-        .count();
+        .filter(|w| w[1] != (w[0] + 1) % s.sources.len())
+        .count() as u64;
     assert!(
-        in_sequence * 100 >= (order.len() - 1) * 95,
-        "only {in_sequence} of {} steps in order: {order:?}",
-        order.len() - 1
+        out_of_sequence <= summary.skipped + summary.reassembly_drops,
+        "{out_of_sequence} steps out of sequence, more than frames not written: \
+         {}\n{order:?}",
+        summary.line
     );
     assert!(
-        stopped.summary.reassembly_drops * 20 <= stopped.summary.written,
+        summary.reassembly_drops * 20 <= summary.written,
         "{}",
-        stopped.summary.line
+        summary.line
     );
 }
 
