@@ -109,7 +109,7 @@ pub struct SimulateArgs {
     /// Probability of swapping a fragment with the next one (0-1).
     #[arg(long, default_value_t = 0.0, value_parser = parse_probability)]
     pub reorder: f64,
-    /// Probability of sending a garbage datagram after a fragment (0-1).
+    /// Probability of sending a junk datagram (truncated, 9000-byte, lying sizes, ...) before a fragment (0-1).
     #[arg(long, default_value_t = 0.0, value_parser = parse_probability)]
     pub garbage: f64,
     /// Largest fragment payload in bytes.
