@@ -177,7 +177,7 @@ pub struct SimulateArgs {
     /// Probability of swapping a fragment with the next one (0-1).
     #[arg(long, default_value_t = 0.0, value_parser = parse_probability)]
     pub reorder: f64,
-    /// Probability of sending a garbage datagram after a fragment (0-1).
+    /// Probability of sending a junk datagram (truncated, 9000-byte, lying sizes, ...) before a fragment (0-1).
     #[arg(long, default_value_t = 0.0, value_parser = parse_probability)]
     pub garbage: f64,
     /// Largest fragment payload in bytes.
@@ -192,6 +192,19 @@ pub struct SimulateArgs {
     /// Stop streaming after N frames (the button keeps answering).
     #[arg(long, value_name = "N")]
     pub frames: Option<u64>,
+    /// Probability of sending a frame's fragments interleaved with the next frame's (0-1).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_probability)]
+    pub interleave: f64,
+    /// Switch the test pattern between its size and half of it every N frames.
+    #[arg(long, value_name = "N", conflicts_with = "file", value_parser = clap::value_parser!(u64).range(1..))]
+    pub resize_every: Option<u64>,
+    /// Flood the client with junk from the video port, as fast as possible,
+    /// for SECS seconds after it connects.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub flood: Option<f64>,
+    /// After N frames, send half of the next frame and fall silent (an unplugged scope).
+    #[arg(long, value_name = "N")]
+    pub vanish_mid_frame: Option<u64>,
 }
 
 fn parse_probability(s: &str) -> Result<f64, String> {

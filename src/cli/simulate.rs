@@ -43,10 +43,14 @@ pub fn simulate(args: SimulateArgs) -> ExitCode {
             duplicate: args.duplicate,
             reorder: args.reorder,
             garbage: args.garbage,
+            interleave: args.interleave,
         },
         idle_timeout: Duration::from_secs_f64(args.idle_timeout),
         seed: args.seed,
         max_frames: args.frames,
+        resize_every: args.resize_every,
+        flood: args.flood.map(Duration::from_secs_f64),
+        vanish_mid_frame_after: args.vanish_mid_frame,
         ..SimulatorConfig::default()
     };
     init_logging("info");

@@ -24,6 +24,10 @@ pub struct Faults {
     pub reorder: f64,
     /// A junk datagram (see [`GarbageKind`]) is sent before the fragment.
     pub garbage: f64,
+    /// Per frame: its fragments are sent alternating with those of the next
+    /// frame (see [`interleave`]), as a scope with two frames in its send
+    /// queue might. Applied by the scope, which owns the frame clock.
+    pub interleave: f64,
 }
 
 impl Faults {
@@ -34,6 +38,7 @@ impl Faults {
             ("duplicate", self.duplicate),
             ("reorder", self.reorder),
             ("garbage", self.garbage),
+            ("interleave", self.interleave),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(format!("{name} probability {p} is not between 0 and 1"));
@@ -62,15 +67,32 @@ pub enum GarbageKind {
     BogusIndex,
     /// A real fragment relabelled with a frame id other than the current one.
     ForeignFrameId,
+    /// A datagram of [`OVERSIZED_LEN`] bytes, longer than any fragment a
+    /// scope sends, whose header is consistent with itself and claims the
+    /// current frame, id and index of the fragment it precedes: it parses,
+    /// so only the reassembler can notice that it does not fit the frame.
+    Oversized,
+    /// A copy of the real fragment whose frame-size field lies: either far
+    /// more than any frame (up to 4 GiB, which must never be allocated) or
+    /// less than the JPEG really is.
+    LyingFrameSize,
 }
 
-const GARBAGE_KINDS: [GarbageKind; 5] = [
+const GARBAGE_KINDS: [GarbageKind; 7] = [
     GarbageKind::RandomBytes,
     GarbageKind::Truncated,
     GarbageKind::LyingSize,
     GarbageKind::BogusIndex,
     GarbageKind::ForeignFrameId,
+    GarbageKind::Oversized,
+    GarbageKind::LyingFrameSize,
 ];
+
+/// Length of an [`GarbageKind::Oversized`] datagram: a jumbo frame, far
+/// beyond the ~1.5 KB fragments a scope sends over its USB Ethernet.
+pub const OVERSIZED_LEN: usize = 9000;
+/// The largest UDP payload over IPv4.
+const MAX_UDP_PAYLOAD: usize = 65_507;
 
 /// One datagram to send, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +118,8 @@ pub struct FaultCounts {
     pub duplicated: u64,
     pub reordered: u64,
     pub garbage: u64,
+    /// Pairs of frames sent interleaved.
+    pub interleaved: u64,
 }
 
 /// Applies [`Faults`] to frames, one after another, with a seeded RNG.
@@ -116,6 +140,7 @@ impl FaultInjector {
                 duplicate: sanitise(faults.duplicate),
                 reorder: sanitise(faults.reorder),
                 garbage: sanitise(faults.garbage),
+                interleave: sanitise(faults.interleave),
             },
             rng: SmallRng::seed_from_u64(seed),
             counts: FaultCounts::default(),
@@ -161,6 +186,25 @@ impl FaultInjector {
         // Only reachable if every fragment after the held one was lost.
         out.extend(held_back.into_iter().flatten());
         out
+    }
+
+    /// Decides whether the next frame is interleaved with the one after it;
+    /// if so, the caller sends both with [`FaultInjector::apply_interleaved`].
+    pub fn interleave_next(&mut self) -> bool {
+        self.roll(self.faults.interleave)
+    }
+
+    /// Applies the faults to two consecutive frames and mixes their
+    /// datagrams (see [`interleave`]).
+    pub fn apply_interleaved(
+        &mut self,
+        first: Vec<Vec<u8>>,
+        second: Vec<Vec<u8>>,
+    ) -> Vec<Outgoing> {
+        self.counts.interleaved += 1;
+        let first = self.apply(first);
+        let second = self.apply(second);
+        interleave(first, second)
     }
 
     fn roll(&mut self, probability: f64) -> bool {
@@ -213,12 +257,74 @@ impl FaultInjector {
                 bytes[3] ^= self.rng.random_range(1..=u8::MAX);
                 bytes
             }
+            GarbageKind::Oversized => {
+                // Longer than the fragment it imitates, within UDP's limit.
+                let len = OVERSIZED_LEN.max(fragment.len() + 1).min(MAX_UDP_PAYLOAD);
+                let payload_len = len - HEADER_LEN;
+                let mut bytes = fragment[..HEADER_LEN].to_vec();
+                bytes.extend(self.random_bytes(payload_len..=payload_len));
+                bytes[14..16].copy_from_slice(&(payload_len as u16).to_le_bytes());
+                bytes
+            }
+            GarbageKind::LyingFrameSize => {
+                let mut bytes = fragment.to_vec();
+                let actual = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+                let lie = if actual <= 1 || self.rng.random_bool(0.5) {
+                    self.rng
+                        .random_range(actual.saturating_add(1 << 20).max(1 << 24)..=u32::MAX)
+                } else {
+                    self.rng.random_range(1..actual)
+                };
+                bytes[4..8].copy_from_slice(&lie.to_le_bytes());
+                bytes
+            }
+        }
+    }
+
+    /// One junk datagram for a flood: never a parseable fragment, so a bridge
+    /// has to look at it and reject it (a flood of plausible fragments
+    /// spoofed from the scope's own address is indistinguishable from the
+    /// scope and could not be survived by any client). Modelled on
+    /// `fragment`, a genuine fragment.
+    pub fn flood_datagram(&mut self, fragment: &[u8]) -> Vec<u8> {
+        const KINDS: [GarbageKind; 4] = [
+            GarbageKind::RandomBytes,
+            GarbageKind::Truncated,
+            GarbageKind::LyingSize,
+            GarbageKind::Oversized,
+        ];
+        loop {
+            let kind = KINDS[self.rng.random_range(0..KINDS.len())];
+            let mut bytes = self.garbage(kind, fragment, 1);
+            if kind == GarbageKind::Oversized && bytes.len() > HEADER_LEN {
+                // Keep it jumbo but make its payload-size field disagree.
+                let lie = u16::from_le_bytes([bytes[14], bytes[15]]).wrapping_sub(1);
+                bytes[14..16].copy_from_slice(&lie.to_le_bytes());
+            }
+            // Random bytes may, very rarely, form a valid fragment.
+            if crate::protocol::Fragment::parse(&bytes).is_err() {
+                return bytes;
+            }
         }
     }
 
     fn random_bytes(&mut self, len: std::ops::RangeInclusive<usize>) -> Vec<u8> {
         let len = self.rng.random_range(len);
         (0..len).map(|_| self.rng.random()).collect()
+    }
+}
+
+/// Mixes the datagrams of two frames, alternating one of each while both
+/// last, then the rest of the longer one: the reassembler sees two frames in
+/// flight at once, and the second may be finished before the first.
+pub fn interleave(first: Vec<Outgoing>, second: Vec<Outgoing>) -> Vec<Outgoing> {
+    let mut out = Vec::with_capacity(first.len() + second.len());
+    let (mut first, mut second) = (first.into_iter(), second.into_iter());
+    loop {
+        match (first.next(), second.next()) {
+            (None, None) => return out,
+            (a, b) => out.extend(a.into_iter().chain(b)),
+        }
     }
 }
 
@@ -289,6 +395,7 @@ mod tests {
             duplicate: 0.2,
             reorder: 0.2,
             garbage: 0.2,
+            interleave: 0.2,
         };
         let run = |seed| FaultInjector::new(faults, seed).apply(frame(5000, 9));
         assert_eq!(run(42), run(42));
@@ -338,7 +445,91 @@ mod tests {
             GarbageKind::ForeignFrameId => {
                 assert_ne!(parsed.unwrap().header.frame_id, frame_id)
             }
+            GarbageKind::Oversized => {
+                assert_eq!(bytes.len(), OVERSIZED_LEN);
+                let header = parsed.expect("an oversized datagram parses").header;
+                assert_eq!(header.frame_id, frame_id);
+                assert!(header.index < count);
+            }
+            GarbageKind::LyingFrameSize => {
+                let header = parsed.expect("a lying frame size parses").header;
+                assert_eq!(header.frame_id, frame_id);
+                assert_ne!(header.frame_size, 1000);
+            }
         }
+    }
+
+    #[test]
+    fn lying_frame_sizes_go_both_ways() {
+        let faults = Faults {
+            garbage: 1.0,
+            ..Faults::default()
+        };
+        let mut injector = FaultInjector::new(faults, 3);
+        let (mut huge, mut small) = (0, 0);
+        for id in 0..100u8 {
+            for item in injector.apply(frame(1000, id)) {
+                if let Outgoing::Garbage(GarbageKind::LyingFrameSize, bytes) = item {
+                    let size = Fragment::parse(&bytes).unwrap().header.frame_size;
+                    if size >= 1 << 24 {
+                        huge += 1;
+                    } else {
+                        assert!((1..1000).contains(&size), "{size}");
+                        small += 1;
+                    }
+                }
+            }
+        }
+        assert!(huge > 5 && small > 5, "huge {huge}, small {small}");
+    }
+
+    #[test]
+    fn interleaving_alternates_two_frames_then_finishes_the_longer() {
+        let frames = |id| frame(500, id).into_iter().map(Outgoing::Fragment).collect();
+        let mixed = interleave(
+            frames(1),
+            frame(200, 2).into_iter().map(Outgoing::Fragment).collect(),
+        );
+        let order: Vec<(u8, u16)> = mixed
+            .iter()
+            .map(|o| {
+                let header = Fragment::parse(o.bytes()).unwrap().header;
+                (header.frame_id, header.index)
+            })
+            .collect();
+        assert_eq!(
+            order,
+            vec![(1, 0), (2, 0), (1, 1), (2, 1), (1, 2), (1, 3), (1, 4)]
+        );
+    }
+
+    #[test]
+    fn certain_interleaving_is_decided_per_frame_pair_and_counted() {
+        let faults = Faults {
+            interleave: 1.0,
+            ..Faults::default()
+        };
+        let mut injector = FaultInjector::new(faults, 5);
+        assert!(injector.interleave_next());
+        let out = injector.apply_interleaved(frame(300, 7), frame(300, 8));
+        assert_eq!(out.len(), 6);
+        assert_eq!(injector.counts().interleaved, 1);
+        assert!(!FaultInjector::new(Faults::default(), 5).interleave_next());
+    }
+
+    #[test]
+    fn flood_datagrams_never_parse_and_include_jumbo_ones() {
+        let mut injector = FaultInjector::new(Faults::default(), 11);
+        let model = &frame(3000, 4)[1];
+        let mut jumbo = 0;
+        for _ in 0..2000 {
+            let bytes = injector.flood_datagram(model);
+            assert!(Fragment::parse(&bytes).is_err(), "{bytes:?}");
+            if bytes.len() == OVERSIZED_LEN {
+                jumbo += 1;
+            }
+        }
+        assert!(jumbo > 100, "{jumbo} jumbo datagrams");
     }
 
     #[test]

@@ -6,14 +6,18 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context, bail};
 
-use super::FrameSource;
 use super::pattern::{PATTERN_PERIOD, Subsampling, encode_pattern_frame};
+use super::{FrameSource, alternate_size};
 use crate::mjpeg_stream::split_jpegs;
 
 /// Frame `n` of the source: a file's JPEGs in a loop, or the test pattern.
 #[derive(Debug)]
 pub(super) enum FrameStore {
-    Pattern(PatternCache),
+    Pattern {
+        cache: PatternCache,
+        /// Every this many frames, switch to (or back from) this other size.
+        alternate: Option<(u64, PatternCache)>,
+    },
     File {
         path: PathBuf,
         frames: Vec<Arc<Vec<u8>>>,
@@ -21,19 +25,35 @@ pub(super) enum FrameStore {
 }
 
 impl FrameStore {
-    pub(super) fn load(source: &FrameSource) -> anyhow::Result<Self> {
+    /// `resize_every` only applies to the pattern (the config is validated).
+    pub(super) fn load(source: &FrameSource, resize_every: Option<u64>) -> anyhow::Result<Self> {
         Ok(match source {
             FrameSource::Pattern {
                 width,
                 height,
                 subsampling,
                 quality,
-            } => FrameStore::Pattern(PatternCache::start(PatternParams {
-                width: *width,
-                height: *height,
-                subsampling: *subsampling,
-                quality: *quality,
-            })),
+            } => {
+                let params = PatternParams {
+                    width: *width,
+                    height: *height,
+                    subsampling: *subsampling,
+                    quality: *quality,
+                };
+                let alternate = resize_every.filter(|&n| n > 0).map(|every| {
+                    let (width, height) = alternate_size(params.width, params.height);
+                    let other = PatternParams {
+                        width,
+                        height,
+                        ..params
+                    };
+                    (every, PatternCache::start(other))
+                });
+                FrameStore::Pattern {
+                    cache: PatternCache::start(params),
+                    alternate,
+                }
+            }
             FrameSource::File(path) => FrameStore::File {
                 path: path.clone(),
                 frames: load_mjpeg_file(path)?,
@@ -44,9 +64,17 @@ impl FrameStore {
     /// For log lines: "640x480 test pattern (422)" or "12 frames from x.mjpeg".
     pub(super) fn describe(&self) -> String {
         match self {
-            FrameStore::Pattern(cache) => {
+            FrameStore::Pattern { cache, alternate } => {
                 let p = &cache.params;
-                format!("{}x{} test pattern ({})", p.width, p.height, p.subsampling)
+                let mut text = format!("{}x{} test pattern ({})", p.width, p.height, p.subsampling);
+                if let Some((every, other)) = alternate {
+                    let o = &other.params;
+                    text += &format!(
+                        ", switching to and from {}x{} every {every} frames",
+                        o.width, o.height
+                    );
+                }
+                text
             }
             FrameStore::File { path, frames } => {
                 format!("{} frames from {}", frames.len(), path.display())
@@ -61,7 +89,11 @@ impl FrameStore {
                 let index = (number % frames.len() as u64) as usize;
                 frames.get(index).cloned()
             }
-            FrameStore::Pattern(cache) => cache.frame(number).await,
+            FrameStore::Pattern {
+                alternate: Some((every, other)),
+                ..
+            } if (number / every) % 2 == 1 => other.frame(number).await,
+            FrameStore::Pattern { cache, .. } => cache.frame(number).await,
         }
     }
 }
@@ -175,11 +207,41 @@ mod tests {
             subsampling: Subsampling::S420,
             quality: 60,
         };
-        let store = FrameStore::load(&source).unwrap();
+        let store = FrameStore::load(&source, None).unwrap();
         for number in [0, 5, PATTERN_PERIOD + 5, 1000] {
             let expected = encode_pattern_frame(40, 30, Subsampling::S420, 60, number);
             assert_eq!(*store.frame(number).await.unwrap(), expected);
         }
         assert_eq!(store.describe(), "40x30 test pattern (420)");
+    }
+
+    #[tokio::test]
+    async fn resizing_alternates_between_the_size_and_half_of_it() {
+        let source = FrameSource::Pattern {
+            width: 64,
+            height: 48,
+            subsampling: Subsampling::S422,
+            quality: 70,
+        };
+        let store = FrameStore::load(&source, Some(3)).unwrap();
+        assert_eq!(alternate_size(64, 48), (32, 24));
+        for number in [0, 2, 3, 5, 6, PATTERN_PERIOD * 3 + 1] {
+            let (w, h) = if (number / 3) % 2 == 1 {
+                (32, 24)
+            } else {
+                (64, 48)
+            };
+            let expected = encode_pattern_frame(w, h, Subsampling::S422, 70, number);
+            assert_eq!(
+                *store.frame(number).await.unwrap(),
+                expected,
+                "frame {number}"
+            );
+        }
+        assert!(
+            store.describe().contains("32x24 every 3 frames"),
+            "{}",
+            store.describe()
+        );
     }
 }

@@ -91,6 +91,18 @@ pub struct SimulatorConfig {
     pub seed: u64,
     /// Send at most this many frames in total, then stay silent (for tests).
     pub max_frames: Option<u64>,
+    /// Test pattern only: every this many frames, switch between the
+    /// pattern's size and [`alternate_size`] of it, as a scope whose
+    /// resolution is changed mid-stream.
+    pub resize_every: Option<u64>,
+    /// For this long after the first client connects, a second thread sends
+    /// junk datagrams (see [`FaultInjector::flood_datagram`]) from the video
+    /// port to the client as fast as the socket takes them.
+    pub flood: Option<Duration>,
+    /// After this many frames, send only the first half of the next frame's
+    /// fragments, then fall silent on both ports for good, as a scope that
+    /// is unplugged or loses power between two fragments.
+    pub vanish_mid_frame_after: Option<u64>,
 }
 
 impl Default for SimulatorConfig {
@@ -108,6 +120,9 @@ impl Default for SimulatorConfig {
             idle_timeout: Duration::from_secs(3),
             seed: 0,
             max_frames: None,
+            resize_every: None,
+            flood: None,
+            vanish_mid_frame_after: None,
         }
     }
 }
@@ -129,6 +144,8 @@ pub enum ConfigError {
     Faults(String),
     #[error("{0} must be longer than zero")]
     ZeroDuration(&'static str),
+    #[error("resizing every {0} frames needs the test pattern (and more than 0 frames)")]
+    Resize(u64),
 }
 
 impl SimulatorConfig {
@@ -163,6 +180,14 @@ impl SimulatorConfig {
         if self.idle_timeout.is_zero() {
             return Err(ConfigError::ZeroDuration("the idle timeout"));
         }
+        if self.flood == Some(Duration::ZERO) {
+            return Err(ConfigError::ZeroDuration("the flood"));
+        }
+        if let Some(every) = self.resize_every {
+            if every == 0 || !matches!(self.source, FrameSource::Pattern { .. }) {
+                return Err(ConfigError::Resize(every));
+            }
+        }
         Ok(())
     }
 
@@ -193,6 +218,10 @@ pub struct SimulatorStats {
     pub fragments_duplicated: u64,
     pub fragments_reordered: u64,
     pub garbage_sent: u64,
+    /// Pairs of frames whose fragments were sent interleaved.
+    pub frames_interleaved: u64,
+    /// Junk datagrams the flood thread sent.
+    pub flood_sent: u64,
     /// Datagrams the OS refused to send.
     pub send_errors: u64,
 }
@@ -206,6 +235,8 @@ pub struct Simulator {
     video_addr: SocketAddr,
     control_addr: SocketAddr,
     frames: FrameStore,
+    /// A second handle on the video socket for the flood thread, if any.
+    flood_socket: Option<std::net::UdpSocket>,
 }
 
 impl Simulator {
@@ -214,9 +245,15 @@ impl Simulator {
     /// could not be used.
     pub async fn bind(config: SimulatorConfig) -> anyhow::Result<Simulator> {
         config.validate()?;
-        let frames = FrameStore::load(&config.source)?;
+        let frames = FrameStore::load(&config.source, config.resize_every)?;
         let (video, video_addr) = bind_udp(config.bind, config.video_port, "video").await?;
         let (control, control_addr) = bind_udp(config.bind, config.control_port, "control").await?;
+        // The flood must come from the scope's own address and port, or a
+        // bridge would drop it unread as foreign; hence a clone of the socket.
+        let flood_socket = match config.flood {
+            Some(_) => Some(clone_socket(&video).context("cannot share the video socket")?),
+            None => None,
+        };
         Ok(Simulator {
             config,
             video,
@@ -224,6 +261,7 @@ impl Simulator {
             video_addr,
             control_addr,
             frames,
+            flood_socket,
         })
     }
 
@@ -245,7 +283,13 @@ impl Simulator {
             self.control_addr,
             self.frames.describe()
         );
-        let scope = scope::Scope::new(self.config, self.video, self.control, self.frames);
+        let scope = scope::Scope::new(
+            self.config,
+            self.video,
+            self.control,
+            self.frames,
+            self.flood_socket,
+        );
         Ok(scope.run(shutdown).await)
     }
 }
@@ -256,6 +300,23 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<SimulatorStats> {
     Simulator::bind(config).await?.run(shutdown).await
+}
+
+/// The size the test pattern switches to with
+/// [`SimulatorConfig::resize_every`]: half of each side, rounded down to an
+/// even number, at least 8.
+pub fn alternate_size(width: u32, height: u32) -> (u32, u32) {
+    let half = |side: u32| ((side / 2) & !1).max(8);
+    (half(width), half(height))
+}
+
+/// A second std handle on the same socket (the same file description, so
+/// it is non-blocking too).
+fn clone_socket(socket: &UdpSocket) -> std::io::Result<std::net::UdpSocket> {
+    use std::os::fd::AsFd;
+    Ok(std::net::UdpSocket::from(
+        socket.as_fd().try_clone_to_owned()?,
+    ))
 }
 
 async fn bind_udp(ip: IpAddr, port: u16, what: &str) -> anyhow::Result<(UdpSocket, SocketAddr)> {

@@ -8,6 +8,9 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::net::UdpSocket;
 use tokio::time::{Instant, Interval, MissedTickBehavior, interval, interval_at, sleep_until};
@@ -34,6 +37,19 @@ pub(super) struct Scope {
     last_heartbeat: Instant,
     /// Set once the frame limit has been logged, so it is logged once.
     limit_logged: bool,
+    /// The video socket for the flood thread, until the flood starts.
+    flood_socket: Option<std::net::UdpSocket>,
+    flood: FloodHandle,
+    /// Fell silent mid-frame (see `vanish_mid_frame_after`); deaf and mute.
+    vanished: bool,
+}
+
+/// What the scope shares with its flood thread.
+#[derive(Default, Clone)]
+struct FloodHandle {
+    sent: Arc<AtomicU64>,
+    /// Ends the flood early when the scope shuts down or vanishes.
+    cancelled: Arc<AtomicBool>,
 }
 
 impl Scope {
@@ -42,6 +58,7 @@ impl Scope {
         video: UdpSocket,
         control: UdpSocket,
         frames: FrameStore,
+        flood_socket: Option<std::net::UdpSocket>,
     ) -> Self {
         let faults = FaultInjector::new(config.faults, config.seed);
         Scope {
@@ -55,6 +72,9 @@ impl Scope {
             streaming: false,
             last_heartbeat: Instant::now(),
             limit_logged: false,
+            flood_socket,
+            flood: FloodHandle::default(),
+            vanished: false,
         }
     }
 
@@ -94,6 +114,9 @@ impl Scope {
     }
 
     fn on_video_datagram(&mut self, datagram: &[u8], from: SocketAddr, frame_clock: &mut Interval) {
+        if self.vanished {
+            return;
+        }
         match VideoCommand::parse(datagram) {
             Ok(VideoCommand::Heartbeat) => self.on_heartbeat(from, frame_clock),
             Ok(VideoCommand::Stop) => self.on_stop(from),
@@ -121,6 +144,23 @@ impl Scope {
         self.client = Some(from);
         self.streaming = true;
         frame_clock.reset_immediately();
+        self.start_flood_once(from);
+    }
+
+    /// Starts the flood thread for the first client, if a flood is configured.
+    fn start_flood_once(&mut self, client: SocketAddr) {
+        let (Some(socket), Some(length)) = (self.flood_socket.take(), self.config.flood) else {
+            return;
+        };
+        let flood = self.flood.clone();
+        let injector = FaultInjector::new(Default::default(), self.config.seed ^ 0xF100D);
+        let model = fragment_frame(&[0x5A; 3000], 0, self.config.fragment_payload)[0].clone();
+        let spawned = std::thread::Builder::new()
+            .name("scope-flood".into())
+            .spawn(move || run_flood(socket, client, length, injector, &model, &flood));
+        if let Err(error) = spawned {
+            tracing::warn!("cannot start the flood: {error}");
+        }
     }
 
     fn on_stop(&mut self, from: SocketAddr) {
@@ -143,6 +183,9 @@ impl Scope {
     }
 
     async fn on_control_datagram(&mut self, datagram: &[u8], from: SocketAddr) {
+        if self.vanished {
+            return;
+        }
         let request = match ButtonRequest::parse(datagram) {
             Ok(request) => request,
             Err(error) => {
@@ -189,12 +232,32 @@ impl Scope {
             return;
         };
         let number = self.stats.frames_sent;
-        let Some(jpeg) = self.frames.frame(number).await else {
-            tracing::warn!("frame {number} could not be produced, skipped");
+        let Some(fragments) = self.fragments_of(number).await else {
             return;
         };
-        let fragments = fragment_frame(&jpeg, frame_id(number), self.config.fragment_payload);
-        for outgoing in self.faults.apply(fragments) {
+        let vanish_now = self.config.vanish_mid_frame_after == Some(number);
+        let (outgoing, sent_frames) = if vanish_now {
+            let count = fragments.len();
+            let half: Vec<Vec<u8>> = fragments.into_iter().take(count.div_ceil(2)).collect();
+            tracing::info!(
+                "vanishing mid-frame: sent {} of the {count} fragments of frame {number}, \
+                 silent from now on",
+                half.len()
+            );
+            self.vanished = true;
+            self.streaming = false;
+            self.flood.cancelled.store(true, Ordering::Relaxed);
+            (self.faults.apply(half), 1)
+        } else if self.may_interleave(number) && self.faults.interleave_next() {
+            let Some(next) = self.fragments_of(number + 1).await else {
+                return;
+            };
+            self.stats.frames_interleaved += 1;
+            (self.faults.apply_interleaved(fragments, next), 2)
+        } else {
+            (self.faults.apply(fragments), 1)
+        };
+        for outgoing in outgoing {
             if let Outgoing::Fragment(_) = outgoing {
                 self.stats.fragments_sent += 1;
             }
@@ -203,8 +266,35 @@ impl Scope {
                 tracing::debug!("cannot send to {client}: {error}");
             }
         }
-        self.stats.frames_sent += 1;
+        self.stats.frames_sent += sent_frames;
         self.log_frame_limit_once();
+    }
+
+    /// The fragments of frame `number`; `None` (logged) if it could not be made.
+    async fn fragments_of(&self, number: u64) -> Option<Vec<Vec<u8>>> {
+        let Some(jpeg) = self.frames.frame(number).await else {
+            tracing::warn!("frame {number} could not be produced, skipped");
+            return None;
+        };
+        Some(fragment_frame(
+            &jpeg,
+            frame_id(number),
+            self.config.fragment_payload,
+        ))
+    }
+
+    /// A pair starting at `number` may be sent only if both frames are
+    /// ordinary: within the frame limit and not the one to vanish in.
+    fn may_interleave(&self, number: u64) -> bool {
+        let within_limit = self
+            .config
+            .max_frames
+            .is_none_or(|limit| number + 2 <= limit);
+        let vanishing = self
+            .config
+            .vanish_mid_frame_after
+            .is_some_and(|at| at == number + 1);
+        within_limit && !vanishing
     }
 
     fn log_frame_limit_once(&mut self) {
@@ -223,9 +313,48 @@ impl Scope {
         self.stats.fragments_duplicated = counts.duplicated;
         self.stats.fragments_reordered = counts.reordered;
         self.stats.garbage_sent = counts.garbage;
+        self.flood.cancelled.store(true, Ordering::Relaxed);
+        self.stats.flood_sent = self.flood.sent.load(Ordering::Relaxed);
         tracing::info!("simulated scope shut down: {:?}", self.stats);
         self.stats
     }
+}
+
+/// Sends junk to `client` as fast as the socket takes it, for `length` or
+/// until cancelled, then logs how much. A pool of junk is made first so
+/// that the loop does nothing but send.
+fn run_flood(
+    socket: std::net::UdpSocket,
+    client: SocketAddr,
+    length: Duration,
+    mut injector: FaultInjector,
+    model: &[u8],
+    flood: &FloodHandle,
+) {
+    let pool: Vec<Vec<u8>> = (0..256).map(|_| injector.flood_datagram(model)).collect();
+    tracing::info!("flood started: junk to {client} for {length:?}");
+    let started = std::time::Instant::now();
+    let mut sent = 0u64;
+    loop {
+        for datagram in &pool {
+            match socket.send_to(datagram, client) {
+                Ok(_) => sent += 1,
+                // The socket is non-blocking (it is shared with the runtime).
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                // E.g. refused: the client is gone for now; keep going.
+                Err(_) => {}
+            }
+        }
+        flood.sent.store(sent, Ordering::Relaxed);
+        if started.elapsed() >= length || flood.cancelled.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    tracing::info!(
+        "flood over: {sent} junk datagrams in {secs:.1} s ({:.0}/s)",
+        sent as f64 / secs.max(1e-3)
+    );
 }
 
 /// The frame id in the fragment header: the frame number, wrapping at 255.

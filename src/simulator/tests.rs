@@ -428,3 +428,105 @@ fn frame_ids_wrap_at_255() {
     assert_eq!(scope::frame_id(256), 0);
     assert_eq!(scope::frame_id(u64::MAX), 255);
 }
+
+#[tokio::test]
+async fn vanishing_sends_half_a_frame_then_answers_nothing() {
+    let config = SimulatorConfig {
+        vanish_mid_frame_after: Some(2),
+        ..loopback_config()
+    };
+    let fragment_count = small_pattern_frame(2).len().div_ceil(300);
+    assert!(fragment_count >= 2, "the test needs a multi-fragment frame");
+    let scope = Running::start(config).await;
+    let socket = client().await;
+    send(&socket, &VideoCommand::Heartbeat.to_bytes(), scope.video).await;
+    let mut of_frame_2 = 0;
+    while let Some((datagram, _)) = receive(&socket, QUIET).await {
+        let header = Fragment::parse(&datagram).unwrap().header;
+        assert!(header.frame_id <= 2, "{header:?}");
+        if header.frame_id == 2 {
+            of_frame_2 += 1;
+            assert_ne!(header.kind, FragmentKind::Last);
+        }
+    }
+    assert_eq!(of_frame_2, fragment_count.div_ceil(2));
+    // Deaf and mute from now on: no stream, no button answers.
+    send(&socket, &VideoCommand::Heartbeat.to_bytes(), scope.video).await;
+    send(
+        &socket,
+        &ButtonRequest { counter: 1 }.to_bytes(),
+        scope.control,
+    )
+    .await;
+    assert!(receive(&socket, QUIET).await.is_none());
+    let stats = scope.shut_down().await;
+    assert_eq!(stats.frames_sent, 3);
+}
+
+#[tokio::test]
+async fn interleaved_pairs_mix_two_frames_and_deliver_both() {
+    let config = SimulatorConfig {
+        faults: Faults {
+            interleave: 1.0,
+            ..Faults::default()
+        },
+        max_frames: Some(4),
+        ..loopback_config()
+    };
+    let scope = Running::start(config).await;
+    let socket = client().await;
+    send(&socket, &VideoCommand::Heartbeat.to_bytes(), scope.video).await;
+    let mut ids = Vec::new();
+    let mut pieces: BTreeMap<u8, BTreeMap<u16, Vec<u8>>> = BTreeMap::new();
+    while let Some((datagram, _)) = receive(&socket, QUIET).await {
+        let fragment = Fragment::parse(&datagram).unwrap();
+        ids.push(fragment.header.frame_id);
+        pieces
+            .entry(fragment.header.frame_id)
+            .or_default()
+            .insert(fragment.header.index, fragment.payload.to_vec());
+    }
+    assert_eq!(&ids[..4], &[0, 1, 0, 1], "alternating: {ids:?}");
+    for (id, parts) in pieces {
+        let jpeg: Vec<u8> = parts.into_values().flatten().collect();
+        assert_eq!(jpeg, small_pattern_frame(u64::from(id)), "frame {id}");
+    }
+    let stats = scope.shut_down().await;
+    assert_eq!((stats.frames_sent, stats.frames_interleaved), (4, 2));
+}
+
+#[tokio::test]
+async fn flood_sends_unparseable_junk_from_the_video_port_then_stops() {
+    let config = SimulatorConfig {
+        flood: Some(Duration::from_millis(200)),
+        max_frames: Some(0),
+        ..loopback_config()
+    };
+    let scope = Running::start(config).await;
+    let socket = client().await;
+    send(&socket, &VideoCommand::Heartbeat.to_bytes(), scope.video).await;
+    let mut junk = 0;
+    while let Some((datagram, from)) = receive(&socket, QUIET).await {
+        assert_eq!(from, scope.video);
+        assert!(Fragment::parse(&datagram).is_err());
+        junk += 1;
+    }
+    assert!(junk >= 100, "only {junk} junk datagrams arrived");
+    let stats = scope.shut_down().await;
+    assert!(stats.flood_sent >= junk, "{stats:?}");
+}
+
+#[test]
+fn resizing_needs_the_test_pattern() {
+    let file = SimulatorConfig {
+        source: FrameSource::File("x.mjpeg".into()),
+        resize_every: Some(5),
+        ..SimulatorConfig::default()
+    };
+    assert_eq!(file.validate(), Err(ConfigError::Resize(5)));
+    let zero = SimulatorConfig {
+        resize_every: Some(0),
+        ..SimulatorConfig::default()
+    };
+    assert!(zero.validate().is_err());
+}

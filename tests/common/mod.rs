@@ -2,6 +2,8 @@
 //! (simulator and bridge) over loopback and check what comes out.
 #![allow(dead_code)]
 
+pub mod chaos;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
