@@ -18,6 +18,8 @@ struct NotifySocket {
     socket: UnixDatagram,
     path: PathBuf,
     messages: Vec<String>,
+    /// Whole datagrams, since systemd reads some assignments together (see below).
+    datagrams: Vec<String>,
 }
 
 impl NotifySocket {
@@ -31,6 +33,7 @@ impl NotifySocket {
             socket,
             path,
             messages: Vec::new(),
+            datagrams: Vec::new(),
         }
     }
 
@@ -47,6 +50,7 @@ impl NotifySocket {
             if let Ok(n) = self.socket.recv(&mut buf) {
                 let text = String::from_utf8_lossy(&buf[..n]);
                 self.messages.extend(text.lines().map(str::to_owned));
+                self.datagrams.push(text.into_owned());
             }
         }
     }
@@ -279,6 +283,16 @@ fn an_interface_where_nothing_answers_is_left_alone() {
     notify.until(Duration::from_secs(2), "READY, STOPPING and BARRIER", |m| {
         count(m, "READY=1") == 1 && count(m, "STOPPING=1") == 1 && count(m, "BARRIER=1") == 1
     });
+    // systemd 252 reads STOPPING=1 instead of READY=1 when one datagram has both,
+    // and fails a unit that is still starting with "protocol".
+    assert!(
+        !notify
+            .datagrams
+            .iter()
+            .any(|d| d.contains("READY=1") && d.contains("STOPPING=1")),
+        "{:?}",
+        notify.datagrams
+    );
     assert!(
         notify.messages.contains(&format!("STATUS={expected}")),
         "{:?}",

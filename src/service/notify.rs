@@ -100,11 +100,10 @@ impl Notifier {
     /// so systemd sees a clean start and stop, not a notify service that died before
     /// it was ready (which it would count as a failure and restart).
     pub fn finish_without_bridge(&self, line: &str) {
-        self.send(&[
-            NotifyState::Ready,
-            NotifyState::Status(line),
-            NotifyState::Stopping,
-        ]);
+        // Two datagrams: systemd (252) reads STOPPING=1 *instead of* READY=1 when
+        // both come in one, and a unit still starting then fails with "protocol".
+        self.send(&[NotifyState::Ready, NotifyState::Status(line)]);
+        self.send(&[NotifyState::Stopping]);
         // systemd may see the process exit before it reads the datagram above and
         // then fails the unit with "protocol" all the same (seen on systemd 252).
         if std::env::var_os("NOTIFY_SOCKET").is_some() {
