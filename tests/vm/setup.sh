@@ -33,7 +33,8 @@ export DEBIAN_FRONTEND=noninteractive
 PKGS=(libclang-dev qemu-system-x86 linux-image-amd64 linux-headers-amd64
       v4l2loopback-dkms v4l-utils gstreamer1.0-tools gstreamer1.0-plugins-good
       gstreamer1.0-plugins-base chromium busybox-static ffmpeg kmod bc
-      python3 make gcc cpio iproute2 util-linux)
+      python3 make gcc cpio iproute2 util-linux
+      lintian rpm shellcheck strace file debootstrap dpkg-dev)
 if [[ "${SCOPECAM_VM_SKIP_APT:-0}" != 1 ]]; then
     step_start "apt-get install"
     missing=()
