@@ -38,9 +38,10 @@ pub enum Command {
     Run(RunArgs),
     /// Pretend to be a scope: stream a test pattern or an .mjpeg file over UDP.
     Simulate(SimulateArgs),
-    /// Check whether a scope answers (and its frame size and rate) and whether the
-    /// camera side is ready; one line per check, each failure says what to do.
-    /// Exit 0 when the scope answered with video, 1 otherwise.
+    /// Check whether a scope answers, its frame size and rate, and the camera side.
+    ///
+    /// One line per check; each failure says what to do. Exit 0 when the scope answered
+    /// with video, 1 otherwise.
     Probe(ProbeArgs),
     /// Serve the scope on one network interface (what scopecam@IFACE.service runs).
     ///
