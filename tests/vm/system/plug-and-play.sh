@@ -67,12 +67,13 @@ state=$(timeout 60 systemctl is-system-running --wait || true)
 
 # --- 1. install -------------------------------------------------------------
 step "install $(basename "$DEB")"
-# dpkg, not apt: the VM has no network, and the image carries a stand-in for
-# v4l2loopback-dkms (the module itself is the one tests/vm/setup.sh built).
-if dpkg -i "$DEB" > "$R/dpkg.log" 2>&1; then
-    ok "dpkg -i"
+# As the README says: apt with the local file. The VM has no network, which is
+# fine: every dependency is installed already, v4l2loopback-dkms as a stand-in
+# (the module itself is the one tests/vm/setup.sh built).
+if apt-get install -y --no-install-recommends "$DEB" > "$R/dpkg.log" 2>&1; then
+    ok "apt-get install $(basename "$DEB")"
 else
-    cat "$R/dpkg.log"; die "dpkg -i $DEB failed"
+    cat "$R/dpkg.log"; die "apt-get install $DEB failed"
 fi
 command -v scopecam >/dev/null && ok "scopecam on PATH: $(command -v scopecam)" || die "no scopecam on PATH after install"
 getent passwd scopecam >/dev/null && ok "system user scopecam exists ($(id scopecam))" \
