@@ -410,8 +410,8 @@ impl RawSettings {
             no_signal_fps: self.no_signal_fps,
             hold_last_frame: millis("hold_last_frame_ms", self.hold_last_frame_ms, 0, 60_000)?,
             key: self.key,
-            address_timeout: seconds("address_timeout_s", self.address_timeout_s, 1, 600)?,
-            probe_timeout: seconds("probe_timeout_s", self.probe_timeout_s, 1, 60)?,
+            address_timeout: seconds("address_timeout_s", self.address_timeout_s, 1, 120)?,
+            probe_timeout: seconds("probe_timeout_s", self.probe_timeout_s, 1, 30)?,
         })
     }
 
@@ -644,7 +644,7 @@ mod tests {
             ("format = \"mjpeg\"\nrotation = 90\n", "format"),
             ("format = \"mjpeg\"\nmirror = true\n", "format"),
             ("address_timeout_s = 0\n", "address_timeout_s"),
-            ("probe_timeout_s = 61\n", "probe_timeout_s"),
+            ("probe_timeout_s = 31\n", "probe_timeout_s"),
         ] {
             let err = load_file(contents, &[], &Overrides::default()).unwrap_err();
             assert!(err.to_string().contains(key), "{contents}: {err}");

@@ -483,3 +483,36 @@ fn probe_leaves_the_stream_of_a_running_bridge_alone() {
         "{log}"
     );
 }
+
+/// An RTL8152 link that never gets an address (a dongle without a cable, or a link no
+/// network manager configures) is left alone like one where nothing answers: one
+/// line, exit 0 so systemd does not restart the unit every few seconds for ever.
+#[test]
+fn service_leaves_a_link_without_an_address_alone() {
+    let Some([bridge, scope]) = namespaces("noaddr", ["bridge", "scope"]) else {
+        return;
+    };
+    bridge.veth("scopeA", None, &scope, "eth0", SCOPE_ADDR);
+    let runtime = tempfile::tempdir().unwrap();
+    let proc = bridge.scopecam_with(
+        "service",
+        &["service", "scopeA"],
+        &[
+            ("RUNTIME_DIRECTORY", runtime.path()),
+            ("SCOPECAM_ADDRESS_TIMEOUT_S", Path::new("1")),
+        ],
+    );
+    let (code, _, log) = finish(proc, Duration::from_secs(15));
+    assert_eq!(code, 0, "{log}");
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line only:\n{log}");
+    assert!(
+        lines[0].contains("no IPv4 address on scopeA after 1 s; leaving it alone"),
+        "{log}"
+    );
+    assert_eq!(
+        std::fs::read_dir(runtime.path()).unwrap().count(),
+        0,
+        "no slot claimed, no state file"
+    );
+}

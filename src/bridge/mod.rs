@@ -52,7 +52,8 @@ pub enum BridgeError {
 pub trait BridgeObserver: Send + Sync {
     /// The output is open and the link tasks are about to start.
     fn started(&self, _started: &BridgeStarted) {}
-    /// The first frame (a "no signal" placeholder or a scope picture) was written.
+    /// The output is ready for apps: a camera's first frame (a "no signal" placeholder
+    /// or a scope picture) was written, or, for a file or null output, it is open.
     fn first_write(&self) {}
     /// The frame path loop turned (at least every 200 ms while it is healthy).
     fn tick(&self, _now: Instant) {}

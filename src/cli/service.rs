@@ -1,7 +1,7 @@
 //! `scopecam service IFACE`: the systemd service's entry point (see [`crate::service`]).
 
 use std::process::ExitCode;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::run::error_chain;
 use super::{EXIT_FAILURE, ServiceArgs, Started, config_file, start};
@@ -32,6 +32,10 @@ pub fn service(args: ServiceArgs) -> ExitCode {
         // scope, or for a scope that was unplugged.
         Ok(Outcome::Unplugged(line) | Outcome::NotAScope(line)) => {
             info!("{line}");
+            ExitCode::SUCCESS
+        }
+        Ok(Outcome::NoAddress(line)) => {
+            warn!("{line}");
             ExitCode::SUCCESS
         }
         Ok(Outcome::Interrupted | Outcome::Bridged(_)) => ExitCode::SUCCESS,

@@ -46,6 +46,10 @@ pub enum Outcome {
     Unplugged(String),
     /// Nothing answered the probe: not a borescope, left alone.
     NotAScope(String),
+    /// The interface never got an IPv4 address: a dongle without a cable, a link no
+    /// network manager configures, or a scope whose DHCP is silent. Left alone too:
+    /// restarting would only repeat the wait every few seconds, for ever.
+    NoAddress(String),
     /// Stopped by a signal before the bridge started.
     Interrupted,
     /// The bridge ran and stopped, for this reason.
@@ -55,12 +59,6 @@ pub enum Outcome {
 /// Why the service failed (exit 1, and systemd restarts it).
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    #[error(
-        "no IPv4 address on {iface} after {secs} s: the scope's DHCP did not answer or the \
-         network manager does not configure {iface}; check `ip -4 addr show {iface}` and \
-         the README section \"No address\" (address_timeout_s sets the wait)"
-    )]
-    NoAddress { iface: String, secs: u64 },
     #[error("cannot watch the addresses of {iface}: {source}")]
     Address {
         iface: String,
@@ -196,10 +194,9 @@ pub async fn serve(
             return Ok(Outcome::Unplugged(line));
         }
         Err(AddressError::Timeout { .. }) => {
-            return Err(ServiceError::NoAddress {
-                iface: iface.to_owned(),
-                secs: settings.address_timeout.as_secs(),
-            });
+            let line = no_address_line(iface, settings.address_timeout.as_secs());
+            notifier.finish_without_bridge(&line);
+            return Ok(Outcome::NoAddress(line));
         }
         Err(source) => {
             return Err(ServiceError::Address {
@@ -230,6 +227,12 @@ pub async fn serve(
             let line = format!("no borescope answers at {control} on {iface}; leaving it alone");
             notifier.finish_without_bridge(&line);
             return Ok(Outcome::NotAScope(line));
+        }
+        Err(_) if !interface_exists(iface) => {
+            // Pulled out between the address and the probe: the socket cannot bind.
+            let line = format!("{iface} is gone (unplugged); nothing to do");
+            notifier.finish_without_bridge(&line);
+            return Ok(Outcome::Unplugged(line));
         }
         Err(source) => {
             return Err(ServiceError::Probe {
@@ -276,6 +279,20 @@ pub async fn serve(
     notifier.stopping("stopped");
     drop(claim);
     Ok(Outcome::Bridged(bridged?.end))
+}
+
+/// The one line logged when `iface` got no address in time.
+fn no_address_line(iface: &str, secs: u64) -> String {
+    format!(
+        "no IPv4 address on {iface} after {secs} s; leaving it alone. If this is the scope: \
+         its DHCP did not answer or no network manager configures {iface} (check `ip -4 \
+         addr show {iface}`, the README section \"No address\", address_timeout_s), then \
+         replug it"
+    )
+}
+
+fn interface_exists(iface: &str) -> bool {
+    Path::new("/sys/class/net").join(iface).exists()
 }
 
 /// Keeps the state file current and decides the STATUS line.
@@ -403,11 +420,7 @@ mod tests {
 
     #[test]
     fn no_address_says_what_to_check() {
-        let text = ServiceError::NoAddress {
-            iface: "enx00e04c680001".into(),
-            secs: 20,
-        }
-        .to_string();
+        let text = no_address_line("enx00e04c680001", 20);
         for needle in [
             "after 20 s",
             "ip -4 addr show enx00e04c680001",
