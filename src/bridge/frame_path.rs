@@ -236,7 +236,14 @@ impl FramePath {
     }
 
     fn handle(&mut self, arrived: ArrivedFrame) -> Result<Step, SinkError> {
+        self.stats
+            .handoff
+            .record(Instant::now().saturating_duration_since(arrived.completed_at));
+        let cpu_before = thread_cpu_time();
         let step = self.write(&arrived.frame.jpeg, arrived.completed_at);
+        if let (Some(before), Some(after)) = (cpu_before, thread_cpu_time()) {
+            self.stats.work_cpu.record(after.saturating_sub(before));
+        }
         let _ = self.recycle.send(arrived.frame.jpeg);
         step
     }
@@ -321,6 +328,15 @@ impl FramePath {
             Err(e) => warn!("snapshot not saved: {e}"),
         }
     }
+}
+
+/// CPU time this thread has used. Read around each frame, it tells the work a frame
+/// costs apart from the time the thread waited for a core, which latency includes.
+fn thread_cpu_time() -> Option<Duration> {
+    use nix::time::{ClockId, clock_gettime};
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .ok()
+        .map(Duration::from)
 }
 
 #[cfg(test)]

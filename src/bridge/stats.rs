@@ -38,6 +38,13 @@ pub struct Stats {
     pub reassembly_drops: Mutex<DropCounts>,
     /// Time from a frame's completion by the reassembler to its picture being written.
     pub latency: LatencyHistogram,
+    /// The first part of `latency`: from completion to the frame path taking the frame
+    /// (the hand-over between threads, and any wait behind the frame before). What is
+    /// left is decoding, framing and the write; the split says where a slow p99 comes from.
+    pub handoff: LatencyHistogram,
+    /// CPU time the frame path spent on each scope frame (decode, framing, write). Latency
+    /// minus handoff minus this is time the thread was ready but had no core.
+    pub work_cpu: LatencyHistogram,
     /// Size of the last scope frame written, `width << 32 | height` (0: none yet), so the
     /// service can say "streaming 640x480" without parsing frames itself.
     pub scope_size: AtomicU64,
@@ -91,6 +98,8 @@ impl Stats {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
             latency: self.latency.snapshot(),
+            handoff: self.handoff.snapshot(),
+            work_cpu: self.work_cpu.snapshot(),
         }
     }
 }
@@ -107,6 +116,8 @@ pub struct Totals {
     pub presses: u64,
     pub reassembly_drops: DropCounts,
     pub latency: LatencyCounts,
+    pub handoff: LatencyCounts,
+    pub work_cpu: LatencyCounts,
 }
 
 /// The periodic summary line: the rate and the latency percentiles over the last interval
@@ -141,11 +152,23 @@ impl fmt::Display for Summary<'_> {
             self.now.foreign,
             self.now.presses,
         )?;
-        let latency = match self.interval {
-            Some(_) => self.now.latency.since(&self.before.latency),
-            None => self.now.latency.clone(),
+        let pick = |now: &LatencyCounts, before: &LatencyCounts| match self.interval {
+            Some(_) => now.since(before),
+            None => now.clone(),
         };
-        write!(f, "; latency {}", Percentiles(&latency))
+        let latency = pick(&self.now.latency, &self.before.latency);
+        let handoff = pick(&self.now.handoff, &self.before.handoff);
+        let work_cpu = pick(&self.now.work_cpu, &self.before.work_cpu);
+        write!(f, "; latency {}", Percentiles(&latency))?;
+        if handoff.total() > 0 {
+            write!(
+                f,
+                " (handoff {}; cpu {})",
+                Percentiles(&handoff),
+                Percentiles(&work_cpu)
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -181,6 +204,27 @@ mod tests {
         assert!(line.starts_with("15.0 fps, 250 frames written"), "{line}");
         assert!(line.contains("undecodable 2"), "{line}");
         assert!(line.ends_with("; latency n/a"), "{line}");
+    }
+
+    #[test]
+    fn summary_splits_off_the_handoff_once_there_is_one() {
+        let stats = Stats::default();
+        stats.latency.record(Duration::from_micros(2_000));
+        stats.handoff.record(Duration::from_micros(300));
+        stats.work_cpu.record(Duration::from_micros(1_500));
+        let now = stats.snapshot();
+        let line = Summary {
+            now: &now,
+            before: &Totals::default(),
+            interval: None,
+        }
+        .to_string();
+        assert!(
+            line.ends_with(
+                "; latency p50 2.0 ms p99 2.0 ms (handoff p50 0.3 ms p99 0.3 ms; cpu p50 1.5 ms p99 1.5 ms)"
+            ),
+            "{line}"
+        );
     }
 
     #[test]
