@@ -257,7 +257,12 @@ pub fn state_path(dir: &Path, interface: &str) -> PathBuf {
 /// Writes the state file so readers never see half of it: a temporary file in the same
 /// directory, then rename over the old one. Temporary names start with a dot, which
 /// `scopecam status` skips.
+///
+/// The temporary file is never opened through a symlink: a leftover one (or anything
+/// else under that name) is unlinked, which does not follow symlinks, and the file is
+/// created anew with O_EXCL and O_NOFOLLOW.
 pub fn write_atomic(path: &Path, state: &BridgeState) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -265,7 +270,17 @@ pub fn write_atomic(path: &Path, state: &BridgeState) -> std::io::Result<()> {
     let tmp = path.with_file_name(format!(".{name}.tmp"));
     let mut text = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
     text.push(b'\n');
-    let mut file = std::fs::File::create(&tmp)?;
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        // Readable by `scopecam status` users.
+        .mode(0o644)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&tmp)?;
     file.write_all(&text)?;
     drop(file);
     std::fs::rename(&tmp, path)
@@ -433,5 +448,26 @@ mod tests {
         assert_eq!(leftovers.len(), 1, "no temporary file left behind");
         remove(&path);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn the_temporary_file_is_never_written_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        let path = state_path(dir.path(), "lo");
+        std::os::unix::fs::symlink(&victim, dir.path().join(".lo.json.tmp")).unwrap();
+        let dangling = dir.path().join("nowhere");
+        let state = camera_state(LinkState::Waiting);
+        write_atomic(&path, &state).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+        let back: BridgeState =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(back, state);
+        // A dangling symlink is not followed either (File::create would create its target).
+        std::os::unix::fs::symlink(&dangling, dir.path().join(".lo.json.tmp")).unwrap();
+        write_atomic(&path, &state).unwrap();
+        assert!(!dangling.exists());
+        assert!(!std::fs::symlink_metadata(&path).unwrap().is_symlink());
     }
 }
