@@ -314,7 +314,7 @@ fn video_line(m: &VideoMeasurement, video: SocketAddr) -> Line {
 fn state_dir_of(interface: Option<&str>) -> std::path::PathBuf {
     let dirs = crate::service::status_dirs();
     let has_file = |dir: &&std::path::PathBuf| {
-        interface.is_some_and(|iface| dir.join(format!("{iface}.json")).exists())
+        interface.is_some_and(|iface| crate::service::state::state_path(dir, iface).exists())
     };
     dirs.iter()
         .find(has_file)
@@ -465,9 +465,12 @@ mod tests {
         let node = tree.sys.join("class/video4linux/video42");
         std::fs::create_dir_all(&node).unwrap();
         std::fs::write(node.join("name"), "Borescope\n").unwrap();
+        // A live pid named scopecam in the given /proc.
+        let me = std::process::id();
         let proc = dir.path().join("proc");
-        std::fs::create_dir_all(proc.join("77")).unwrap();
-        std::fs::write(dir.path().join("enx1.json"), r#"{"pid":77}"#).unwrap();
+        std::fs::create_dir_all(proc.join(me.to_string())).unwrap();
+        std::fs::write(proc.join(me.to_string()).join("comm"), "scopecam\n").unwrap();
+        std::fs::write(dir.path().join("enx1.json"), format!(r#"{{"pid":{me}}}"#)).unwrap();
         let lines = camera_lines(&settings(Some("enx1")), &tree, dir.path(), &proc);
         let shown: Vec<String> = lines.iter().map(ToString::to_string).collect();
         assert_eq!(shown[0], "ok    v4l2loopback 0.15.1 is loaded");
@@ -476,7 +479,7 @@ mod tests {
             "{shown:?}"
         );
         assert!(
-            shown[2].starts_with("busy  a bridge already runs on enx1 (pid 77"),
+            shown[2].starts_with(&format!("busy  a bridge already runs on enx1 (pid {me}")),
             "{shown:?}"
         );
     }

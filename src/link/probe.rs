@@ -18,6 +18,7 @@ use tracing::debug;
 
 use super::socket::{SocketError, open_udp};
 use crate::protocol::{ButtonAnswer, ButtonRequest};
+use crate::service::state::{pid_is_scopecam, read_state, state_path};
 
 /// How often the poll is re-sent while nothing answers (UDP may drop it; the scope
 /// may still be booting).
@@ -194,19 +195,18 @@ pub enum BridgeState {
     Stale { pid: Option<u32>, file: PathBuf },
 }
 
-/// Reads `dir/IFACE.json` and checks its `pid` against `proc` (normally `/proc`).
+/// Reads `dir/IFACE.json` and checks its `pid` with the rule `scopecam status` uses
+/// ([`pid_is_scopecam`]; `proc` is normally `/proc`). A running bridge the caller cannot
+/// see in /proc (hidepid) still counts as running: kill(pid, 0) answers EPERM.
 pub fn bridge_state(dir: &Path, interface: &str, proc: &Path) -> BridgeState {
-    let file = dir.join(format!("{interface}.json"));
-    let Ok(text) = std::fs::read_to_string(&file) else {
-        return BridgeState::NotRunning;
+    let file = state_path(dir, interface);
+    let pid = match read_state(&file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return BridgeState::NotRunning,
+        Err(_) => None,
+        Ok(state) => Some(state.pid).filter(|&pid| pid > 0),
     };
-    let pid = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v.get("pid")?.as_u64())
-        .and_then(|pid| u32::try_from(pid).ok())
-        .filter(|&pid| pid > 0);
     match pid {
-        Some(pid) if proc.join(pid.to_string()).exists() => BridgeState::Running { pid, file },
+        Some(pid) if pid_is_scopecam(pid, proc) => BridgeState::Running { pid, file },
         pid => BridgeState::Stale { pid, file },
     }
 }
@@ -340,26 +340,39 @@ mod tests {
     #[test]
     fn bridge_state_from_files() {
         let dir = tempfile::tempdir().unwrap();
+        // An empty /proc, as under hidepid: the bridge's pid is not visible there.
         let proc = dir.path().join("proc");
-        std::fs::create_dir_all(proc.join("4242")).unwrap();
+        std::fs::create_dir_all(&proc).unwrap();
+        let me = std::process::id();
         assert_eq!(
             bridge_state(dir.path(), "enx1", &proc),
             BridgeState::NotRunning
         );
         let file = dir.path().join("enx1.json");
-        std::fs::write(&file, r#"{"interface":"enx1","pid":4242}"#).unwrap();
+        std::fs::write(&file, format!(r#"{{"interface":"enx1","pid":{me}}}"#)).unwrap();
         assert_eq!(
             bridge_state(dir.path(), "enx1", &proc),
             BridgeState::Running {
-                pid: 4242,
+                pid: me,
                 file: file.clone()
-            }
+            },
+            "alive (kill answers) though /proc/PID is hidden"
         );
-        std::fs::write(&file, r#"{"interface":"enx1","pid":4243}"#).unwrap();
+        // The same file, but /proc shows the pid belongs to another program.
+        std::fs::create_dir_all(proc.join(me.to_string())).unwrap();
+        std::fs::write(proc.join(me.to_string()).join("comm"), "bash\n").unwrap();
         assert_eq!(
             bridge_state(dir.path(), "enx1", &proc),
             BridgeState::Stale {
-                pid: Some(4243),
+                pid: Some(me),
+                file: file.clone()
+            }
+        );
+        std::fs::write(&file, r#"{"interface":"enx1","pid":2147483632}"#).unwrap();
+        assert_eq!(
+            bridge_state(dir.path(), "enx1", &proc),
+            BridgeState::Stale {
+                pid: Some(2_147_483_632),
                 file: file.clone()
             }
         );
