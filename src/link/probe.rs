@@ -24,6 +24,10 @@ use crate::service::state::{pid_is_scopecam, read_state, state_path};
 /// may still be booting).
 pub const PROBE_RESEND: Duration = Duration::from_millis(500);
 
+/// How long to wait after a receive error before receiving again, so an error that
+/// persists (the socket's device gone, say) cannot spin a core until the timeout.
+const RECEIVE_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
 /// Whom to ask, and through which interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeTarget {
@@ -144,6 +148,30 @@ pub async fn probe_scope(
     timeout: Duration,
 ) -> Result<ProbeReply, ProbeError> {
     let socket = open_udp(target.interface.as_deref())?;
+    probe_on(&socket, target, timeout).await
+}
+
+/// The datagram socket [`probe_on`] talks through (a tokio socket; a fake in tests).
+trait ProbeSocket {
+    async fn send_to(&self, datagram: &[u8], to: SocketAddr) -> std::io::Result<usize>;
+    async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)>;
+}
+
+impl ProbeSocket for tokio::net::UdpSocket {
+    async fn send_to(&self, datagram: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+        tokio::net::UdpSocket::send_to(self, datagram, to).await
+    }
+    async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        tokio::net::UdpSocket::recv_from(self, buf).await
+    }
+}
+
+/// [`probe_scope`] on an open socket.
+async fn probe_on(
+    socket: &impl ProbeSocket,
+    target: &ProbeTarget,
+    timeout: Duration,
+) -> Result<ProbeReply, ProbeError> {
     let mut session = ProbeSession::new(target.scope);
     let started = tokio::time::Instant::now();
     let deadline = started + timeout;
@@ -170,8 +198,13 @@ pub async fn probe_scope(
                     other => debug!("probe ignores a datagram from {from}: {other:?}"),
                 },
                 // ICMP "port unreachable" from an earlier poll surfaces here on Linux;
-                // keep polling, the scope may still be starting.
-                Err(e) => debug!("probe receive error: {e}"),
+                // keep polling, the scope may still be starting. Pause first, so an
+                // error that persists does not make this loop spin.
+                Err(e) => {
+                    debug!("probe receive error: {e}");
+                    let pause = tokio::time::Instant::now() + RECEIVE_ERROR_PAUSE;
+                    tokio::time::sleep_until(pause.min(deadline)).await;
+                }
             },
         }
     }
@@ -334,6 +367,48 @@ mod tests {
         assert!(
             ButtonRequest::parse(&buf[..len]).is_ok(),
             "the poll is the button query"
+        );
+    }
+
+    /// Sends fine; every receive fails at once.
+    struct Broken {
+        receives: std::cell::Cell<u32>,
+    }
+
+    impl ProbeSocket for Broken {
+        async fn send_to(&self, datagram: &[u8], _: SocketAddr) -> std::io::Result<usize> {
+            Ok(datagram.len())
+        }
+        async fn recv_from(&self, _: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+            self.receives.set(self.receives.get() + 1);
+            // Back to the runtime, as a real socket's error does, so timers can fire.
+            tokio::task::yield_now().await;
+            Err(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))
+        }
+    }
+
+    #[tokio::test]
+    async fn persistent_receive_errors_do_not_spin() {
+        let broken = Broken {
+            receives: std::cell::Cell::new(0),
+        };
+        let target = ProbeTarget {
+            scope: scope(),
+            interface: None,
+        };
+        let started = Instant::now();
+        let err = probe_on(&broken, &target, Duration::from_millis(600))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ProbeError::NoAnswer { polls: 2, .. }),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let receives = broken.receives.get();
+        assert!(
+            (2..=30).contains(&receives),
+            "{receives} receives in 0.6 s: the loop spins"
         );
     }
 
