@@ -452,9 +452,13 @@ fn probe_leaves_the_stream_of_a_running_bridge_alone() {
     };
     bridge.veth("scopeA", Some(BRIDGE_ADDR), &scope, "eth0", SCOPE_ADDR);
     let mut sim = scope.simulator(320, 240);
-    // A state file as a running bridge leaves it, with a live pid (this test's).
+    // A state file as a running bridge leaves it, with the live pid of a process named
+    // scopecam (a copy of sleep): probe and status check the name when /proc shows it.
     let runtime = tempfile::tempdir().unwrap();
-    let state = format!(r#"{{"interface":"scopeA","pid":{}}}"#, std::process::id());
+    let fake = runtime.path().join("scopecam");
+    std::fs::copy("/bin/sleep", &fake).unwrap();
+    let mut fake_bridge = std::process::Command::new(&fake).arg("60").spawn().unwrap();
+    let state = format!(r#"{{"interface":"scopeA","pid":{}}}"#, fake_bridge.id());
     std::fs::write(runtime.path().join("scopeA.json"), state).unwrap();
     let probe = bridge.scopecam_with(
         "probe",
@@ -462,6 +466,8 @@ fn probe_leaves_the_stream_of_a_running_bridge_alone() {
         &[("RUNTIME_DIRECTORY", runtime.path())],
     );
     let (code, out, err) = finish(probe, Duration::from_secs(20));
+    let _ = fake_bridge.kill();
+    let _ = fake_bridge.wait();
     assert_eq!(
         code, 0,
         "the scope answered; stdout:\n{out}\nstderr:\n{err}"

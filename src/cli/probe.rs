@@ -5,7 +5,8 @@
 //! v4l2loopback, the labelled device and whether a bridge already runs on the
 //! interface. Every failing line says what to do. Exit 0 when the scope answered with
 //! video (or answered while a running bridge streams from it: then the video is not
-//! touched), 1 otherwise; the camera-side lines are advice and do not change the code.
+//! touched), 1 otherwise, 130 after Ctrl-C (a video look under way still sends the
+//! scope its stop packet); the camera-side lines are advice and do not change the code.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -13,8 +14,10 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::{EXIT_FAILURE, EXIT_USAGE, ProbeArgs, init_logging, runtime};
-use crate::config::{self, ConfigFile, Overrides, Settings};
+use tokio::sync::watch;
+
+use super::{EXIT_FAILURE, ProbeArgs, Started, config_file, start};
+use crate::config::{self, Overrides, Settings};
 use crate::link::address::{AddressError, wait_for_ipv4};
 use crate::link::measure::{VideoMeasurement, measure_video};
 use crate::link::probe::{
@@ -69,31 +72,28 @@ impl fmt::Display for Line {
     }
 }
 
+/// Exit code after Ctrl-C (128 + SIGINT, as shells report it).
+const EXIT_INTERRUPTED: u8 = 130;
+
 pub fn probe(args: ProbeArgs) -> ExitCode {
-    let file = match args.config {
-        Some(path) => ConfigFile::Explicit(path),
-        None => ConfigFile::Default,
-    };
+    let file = config_file(args.config);
     let overrides = Overrides {
         scope: args.scope,
         interface: args.interface,
         ..Overrides::default()
     };
-    let settings = match config::load(&file, &config::process_env(), &overrides) {
-        Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("scopecam: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
     // The check lines are the output; logs stay quiet unless RUST_LOG asks.
-    init_logging("warn");
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("scopecam: cannot start: {e}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
+    let loaded = config::load(&file, &config::process_env(), &overrides).map(|mut settings| {
+        settings.log_level = "warn".into();
+        settings
+    });
+    let Started {
+        settings,
+        rt,
+        shutdown,
+    } = match start(loaded) {
+        Ok(started) => started,
+        Err(code) => return code,
     };
     let timeout = Duration::from_secs_f64(args.timeout);
     let (runtime_dir, proc) = (
@@ -110,9 +110,16 @@ pub fn probe(args: ProbeArgs) -> ExitCode {
         Some(BridgeState::Running { pid, .. }) => Some(pid),
         _ => None,
     };
-    let scope_ok = rt.block_on(check_scope(&settings, timeout, busy, &mut |line| {
-        println!("{line}")
-    }));
+    let scope_ok = rt.block_on(check_scope(
+        &settings,
+        timeout,
+        busy,
+        shutdown.subscribe(),
+        &mut |line| println!("{line}"),
+    ));
+    if *shutdown.borrow() {
+        return ExitCode::from(EXIT_INTERRUPTED);
+    }
     for line in camera_lines(&settings, &DeviceTree::default(), &runtime_dir, proc) {
         println!("{line}");
     }
@@ -124,19 +131,31 @@ pub fn probe(args: ProbeArgs) -> ExitCode {
 }
 
 /// The network checks; returns whether the scope answered with video (or answered
-/// while the bridge with pid `busy` streams from it).
+/// while the bridge with pid `busy` streams from it). Stops early, `false`, when
+/// `shutdown` turns true; a video look under way still sends the scope its stop packet.
 async fn check_scope(
     settings: &Settings,
     timeout: Duration,
     busy: Option<u32>,
+    shutdown: watch::Receiver<bool>,
     out: &mut dyn FnMut(Line),
 ) -> bool {
+    let interrupted = || {
+        let mut stop = shutdown.clone();
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }
+    };
     let interface = settings.interface.as_deref();
     let control = SocketAddr::from((settings.scope, settings.control_port));
     let video = SocketAddr::from((settings.scope, settings.video_port));
     match interface {
         Some(iface) => {
-            let (lines, usable) = address_lines(iface, wait_for_ipv4(iface, timeout).await);
+            let address = tokio::select! {
+                _ = interrupted() => return false,
+                address = wait_for_ipv4(iface, timeout) => address,
+            };
+            let (lines, usable) = address_lines(iface, address);
             lines.into_iter().for_each(&mut *out);
             if !usable {
                 out(Line::new(
@@ -157,7 +176,10 @@ async fn check_scope(
         scope: control,
         interface: interface.map(str::to_owned),
     };
-    let answer = probe_scope(&target, timeout).await;
+    let answer = tokio::select! {
+        _ = interrupted() => return false,
+        answer = probe_scope(&target, timeout) => answer,
+    };
     let answered = answer.is_ok();
     out(answer_line(&answer, settings));
     if !answered {
@@ -175,7 +197,18 @@ async fn check_scope(
         ));
         return true;
     }
-    match measure_video(video, interface, VIDEO_LOOK, settings.heartbeat_interval).await {
+    let measured = measure_video(
+        video,
+        interface,
+        VIDEO_LOOK,
+        settings.heartbeat_interval,
+        shutdown.clone(),
+    )
+    .await;
+    if *shutdown.borrow() {
+        return false;
+    }
+    match measured {
         Ok(measured) => {
             let line = video_line(&measured, video);
             let ok = line.mark == Mark::Ok;
@@ -314,7 +347,7 @@ fn video_line(m: &VideoMeasurement, video: SocketAddr) -> Line {
 fn state_dir_of(interface: Option<&str>) -> std::path::PathBuf {
     let dirs = crate::service::status_dirs();
     let has_file = |dir: &&std::path::PathBuf| {
-        interface.is_some_and(|iface| dir.join(format!("{iface}.json")).exists())
+        interface.is_some_and(|iface| crate::service::state::state_path(dir, iface).exists())
     };
     dirs.iter()
         .find(has_file)
@@ -413,6 +446,7 @@ fn device_line(settings: &Settings, tree: &DeviceTree) -> Line {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ConfigFile;
     use std::collections::HashMap;
 
     fn settings(interface: Option<&str>) -> Settings {
@@ -465,9 +499,12 @@ mod tests {
         let node = tree.sys.join("class/video4linux/video42");
         std::fs::create_dir_all(&node).unwrap();
         std::fs::write(node.join("name"), "Borescope\n").unwrap();
+        // A live pid named scopecam in the given /proc.
+        let me = std::process::id();
         let proc = dir.path().join("proc");
-        std::fs::create_dir_all(proc.join("77")).unwrap();
-        std::fs::write(dir.path().join("enx1.json"), r#"{"pid":77}"#).unwrap();
+        std::fs::create_dir_all(proc.join(me.to_string())).unwrap();
+        std::fs::write(proc.join(me.to_string()).join("comm"), "scopecam\n").unwrap();
+        std::fs::write(dir.path().join("enx1.json"), format!(r#"{{"pid":{me}}}"#)).unwrap();
         let lines = camera_lines(&settings(Some("enx1")), &tree, dir.path(), &proc);
         let shown: Vec<String> = lines.iter().map(ToString::to_string).collect();
         assert_eq!(shown[0], "ok    v4l2loopback 0.15.1 is loaded");
@@ -476,7 +513,7 @@ mod tests {
             "{shown:?}"
         );
         assert!(
-            shown[2].starts_with("busy  a bridge already runs on enx1 (pid 77"),
+            shown[2].starts_with(&format!("busy  a bridge already runs on enx1 (pid {me}")),
             "{shown:?}"
         );
     }
@@ -556,5 +593,80 @@ mod tests {
         let line = video_line(&none, video);
         assert_eq!(line.mark, Mark::Fail);
         assert!(line.text.contains("no complete frame") && line.text.contains("video_port"));
+    }
+
+    /// A sender that turns true after `after`, and lives on until the test ends.
+    fn signal_after(after: Duration) -> watch::Receiver<bool> {
+        let (shutdown, signalled) = watch::channel(false);
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            shutdown.send_replace(true);
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        });
+        signalled
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_while_asking_stops_at_once() {
+        let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut s = settings(None);
+        s.scope = std::net::Ipv4Addr::LOCALHOST;
+        s.control_port = silent.local_addr().unwrap().port();
+        let started = std::time::Instant::now();
+        let mut lines = Vec::new();
+        let signalled = signal_after(Duration::from_millis(300));
+        let ok = check_scope(&s, Duration::from_secs(20), None, signalled, &mut |l| {
+            lines.push(l)
+        })
+        .await;
+        assert!(!ok);
+        assert!(started.elapsed() < Duration::from_secs(3), "{lines:?}");
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_during_the_video_look_still_stops_the_scope() {
+        use crate::simulator::{Simulator, SimulatorConfig};
+        let simulator = Simulator::bind(SimulatorConfig {
+            bind: "127.0.0.1".parse().unwrap(),
+            video_port: 0,
+            control_port: 0,
+            ..SimulatorConfig::default()
+        })
+        .await
+        .unwrap();
+        let mut s = settings(None);
+        s.scope = std::net::Ipv4Addr::LOCALHOST;
+        s.video_port = simulator.local_video_addr().port();
+        s.control_port = simulator.local_control_addr().port();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(simulator.run(async move {
+            let _ = stopped.await;
+        }));
+        let mut lines = Vec::new();
+        // The answer comes within milliseconds; the signal lands in the 2 s look.
+        let signalled = signal_after(Duration::from_millis(700));
+        let started = std::time::Instant::now();
+        let ok = check_scope(&s, Duration::from_secs(3), None, signalled, &mut |l| {
+            lines.push(l)
+        })
+        .await;
+        let elapsed = started.elapsed();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = stop.send(());
+        let stats = running.await.unwrap().unwrap();
+        assert!(!ok);
+        assert!(
+            elapsed < Duration::from_millis(1500),
+            "{elapsed:?} {lines:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.text.contains("the scope answers")),
+            "{lines:?}"
+        );
+        assert!(
+            !lines.iter().any(|l| l.text.starts_with("video:")),
+            "no verdict on a cut-short look: {lines:?}"
+        );
+        assert_eq!(stats.stops, 1, "the stop packet was sent: {stats:?}");
     }
 }

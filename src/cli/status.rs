@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use super::StatusArgs;
-use crate::service::state::BridgeState;
+use crate::service::state::{BridgeState, pid_is_scopecam, read_state};
 use crate::service::status_dirs;
 
 /// Exit code when no bridge runs (as `systemctl is-active` uses 3 for "not running").
@@ -101,13 +101,10 @@ fn collect(dirs: &[PathBuf]) -> Vec<Entry> {
         files.sort();
         for path in files {
             // A file being replaced or unreadable is skipped, not an error: status is a view.
-            let Some(state) = std::fs::read_to_string(&path)
-                .ok()
-                .and_then(|text| serde_json::from_str::<BridgeState>(&text).ok())
-            else {
+            let Ok(state) = read_state(&path) else {
                 continue;
             };
-            let stale = !pid_is_scopecam(state.pid);
+            let stale = !pid_is_scopecam(state.pid, Path::new("/proc"));
             let consumers = match (&state.device, stale) {
                 (Some(device), false) => count_consumers(Path::new(device), state.pid),
                 _ => Consumers::None,
@@ -126,24 +123,6 @@ fn collect(dirs: &[PathBuf]) -> Vec<Entry> {
         }
     }
     entries
-}
-
-/// Whether `pid` runs and is a scopecam (a recycled pid of another program is not).
-fn pid_is_scopecam(pid: u32) -> bool {
-    let Ok(raw) = i32::try_from(pid) else {
-        return false;
-    };
-    if raw <= 0 {
-        return false;
-    }
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) {
-        Ok(()) | Err(nix::errno::Errno::EPERM) => {}
-        Err(_) => return false,
-    }
-    match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
-        Ok(comm) => comm.trim_end() == "scopecam",
-        Err(_) => true,
-    }
 }
 
 /// Counts the processes (other than the bridge `bridge_pid` and this one) that have
@@ -199,18 +178,47 @@ fn ms(value: Option<f64>) -> String {
     value.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.1} ms"))
 }
 
-/// One block per bridge, in the order given.
+/// `text` without control characters: the state files are written by the service
+/// user, and `status` may run as root in a terminal that obeys escape sequences.
+fn printable(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).collect()
+}
+
+/// `state` with every string made [`printable`].
+fn printable_state(state: &BridgeState) -> BridgeState {
+    let mut s = state.clone();
+    for field in [
+        &mut s.interface,
+        &mut s.started_at,
+        &mut s.updated_at,
+        &mut s.output,
+        &mut s.card_label,
+        &mut s.scope,
+    ] {
+        *field = printable(field);
+    }
+    s.device = s.device.as_deref().map(printable);
+    s.drops.reassembly_reasons = s
+        .drops
+        .reassembly_reasons
+        .iter()
+        .map(|(reason, count)| (printable(reason), *count))
+        .collect();
+    s
+}
+
+/// One block per bridge, in the order given, without control characters.
 pub fn render(entries: &[Entry]) -> String {
     let mut out = String::new();
     for e in entries {
-        let s = &e.state;
+        let s = &printable_state(&e.state);
         if e.stale {
             let _ = writeln!(
                 out,
                 "{}: stale: pid {} is not running (left over from a crash; {} can be deleted)",
                 s.interface,
                 s.pid,
-                e.state_file.display()
+                printable(&e.state_file.display().to_string())
             );
             continue;
         }
@@ -346,11 +354,50 @@ mod tests {
     }
 
     #[test]
-    fn dead_pids_are_not_bridges() {
-        assert!(!pid_is_scopecam(0));
-        assert!(!pid_is_scopecam(u32::MAX));
-        // This test binary (scopecam-HASH) is a live pid of another program.
-        assert!(!pid_is_scopecam(std::process::id()));
+    fn control_characters_from_the_state_file_are_not_printed() {
+        let mut e = entry(false);
+        let s = &mut e.state;
+        s.interface = "enx1\x1b]0;owned\x07".into();
+        s.card_label = "Bore\x1b[2Jscope".into();
+        s.device = Some("/dev/video42\r\n".into());
+        s.scope = "1.2.3.4\u{9b}31m".into();
+        s.drops.reassembly_reasons.insert("evil\x1b[1m".into(), 1);
+        let text = render(&[e.clone()]);
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert_eq!(text.lines().count(), 4, "{text:?}");
+        assert!(text.starts_with("enx1]0;owned: streaming, /dev/video42 \"Bore[2Jscope\""));
+        e.state.output = "x".into();
+        e.stale = true;
+        e.state_file = "/run/scopecam/\x1b[31m.json".into();
+        let text = render(&[e]);
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert_eq!(text.lines().count(), 1, "{text:?}");
+    }
+
+    #[test]
+    fn state_files_are_read_safely() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = entry(false);
+        let run = dir.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        crate::service::state::write_atomic(&run.join("enx1.json"), &e.state).unwrap();
+        // A symlink (it could point at /dev/zero) is not followed, even to a state file.
+        let elsewhere = dir.path().join("elsewhere.json");
+        crate::service::state::write_atomic(&elsewhere, &e.state).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, run.join("enx2.json")).unwrap();
+        // Nor is a huge file read.
+        let mut huge = serde_json::to_string(&e.state).unwrap();
+        huge.push_str(&" ".repeat(70 * 1024));
+        std::fs::write(run.join("enx3.json"), huge).unwrap();
+        let entries = collect(&[run]);
+        assert_eq!(entries.len(), 1, "only the regular, small file");
+        assert_eq!(entries[0].state.interface, e.state.interface);
     }
 
     #[test]

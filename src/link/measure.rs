@@ -1,7 +1,8 @@
 //! A short look at the scope's video for `scopecam probe`: heartbeat the video port
 //! for a couple of seconds, reassemble what comes back, and report the frame size
 //! (from the JPEG header, no decoding) and the frame rate. Sends the stop packet at
-//! the end so the scope does not keep streaming at a socket nobody reads.
+//! the end, also when stopped early by a signal, so the scope does not keep streaming
+//! at a socket nobody reads.
 //!
 //! [`VideoMeter`] is the sans-IO part (fed datagrams and clock readings);
 //! [`measure_video`] owns the socket.
@@ -134,13 +135,14 @@ impl VideoMeter {
     }
 }
 
-/// Heartbeats the scope's video port (`scope`) every `heartbeat` for `duration`,
-/// measures what comes back, then sends the stop packet.
+/// Heartbeats the scope's video port (`scope`) every `heartbeat` for `duration` (or
+/// until `shutdown` turns true), measures what comes back, then sends the stop packet.
 pub async fn measure_video(
     scope: SocketAddr,
     interface: Option<&str>,
     duration: Duration,
     heartbeat: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<VideoMeasurement, SocketError> {
     let socket = open_udp(interface)?;
     let mut meter = VideoMeter::new(scope, ReassemblyLimits::default(), Instant::now());
@@ -154,6 +156,7 @@ pub async fn measure_video(
     loop {
         tokio::select! {
             _ = &mut end => break,
+            _ = shutdown.wait_for(|stop| *stop) => break,
             _ = beat.tick() => {
                 if let Err(e) = socket.send_to(&VideoCommand::Heartbeat.to_bytes(), scope).await {
                     debug!("heartbeat to {scope} not sent: {e}");
@@ -266,11 +269,13 @@ mod tests {
         let running = tokio::spawn(simulator.run(async move {
             let _ = stopped.await;
         }));
+        let (_keep, never) = tokio::sync::watch::channel(false);
         let r = measure_video(
             video,
             None,
             Duration::from_millis(1500),
             Duration::from_millis(500),
+            never,
         )
         .await
         .unwrap();
@@ -283,5 +288,45 @@ mod tests {
         let fps = r.fps.unwrap();
         assert!((12.0..=28.0).contains(&fps), "{fps}");
         assert_eq!(stats.stops, 1, "{stats:?}");
+    }
+
+    #[tokio::test]
+    async fn a_signal_ends_the_look_early_and_still_stops_the_scope() {
+        use crate::simulator::{Simulator, SimulatorConfig};
+        let simulator = Simulator::bind(SimulatorConfig {
+            bind: "127.0.0.1".parse().unwrap(),
+            video_port: 0,
+            control_port: 0,
+            ..SimulatorConfig::default()
+        })
+        .await
+        .unwrap();
+        let video = simulator.local_video_addr();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(simulator.run(async move {
+            let _ = stopped.await;
+        }));
+        let (shutdown, signalled) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            shutdown.send_replace(true);
+            // Keep the sender until the look is over.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        let started = Instant::now();
+        let r = measure_video(
+            video,
+            None,
+            Duration::from_secs(20),
+            Duration::from_millis(500),
+            signalled,
+        )
+        .await
+        .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(3), "{r:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = stop.send(());
+        let stats = running.await.unwrap().unwrap();
+        assert_eq!(stats.stops, 1, "the stop packet was sent: {stats:?}");
     }
 }

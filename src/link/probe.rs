@@ -18,10 +18,15 @@ use tracing::debug;
 
 use super::socket::{SocketError, open_udp};
 use crate::protocol::{ButtonAnswer, ButtonRequest};
+use crate::service::state::{pid_is_scopecam, read_state, state_path};
 
 /// How often the poll is re-sent while nothing answers (UDP may drop it; the scope
 /// may still be booting).
 pub const PROBE_RESEND: Duration = Duration::from_millis(500);
+
+/// How long to wait after a receive error before receiving again, so an error that
+/// persists (the socket's device gone, say) cannot spin a core until the timeout.
+const RECEIVE_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
 /// Whom to ask, and through which interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +148,30 @@ pub async fn probe_scope(
     timeout: Duration,
 ) -> Result<ProbeReply, ProbeError> {
     let socket = open_udp(target.interface.as_deref())?;
+    probe_on(&socket, target, timeout).await
+}
+
+/// The datagram socket [`probe_on`] talks through (a tokio socket; a fake in tests).
+trait ProbeSocket {
+    async fn send_to(&self, datagram: &[u8], to: SocketAddr) -> std::io::Result<usize>;
+    async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)>;
+}
+
+impl ProbeSocket for tokio::net::UdpSocket {
+    async fn send_to(&self, datagram: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+        tokio::net::UdpSocket::send_to(self, datagram, to).await
+    }
+    async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        tokio::net::UdpSocket::recv_from(self, buf).await
+    }
+}
+
+/// [`probe_scope`] on an open socket.
+async fn probe_on(
+    socket: &impl ProbeSocket,
+    target: &ProbeTarget,
+    timeout: Duration,
+) -> Result<ProbeReply, ProbeError> {
     let mut session = ProbeSession::new(target.scope);
     let started = tokio::time::Instant::now();
     let deadline = started + timeout;
@@ -169,8 +198,13 @@ pub async fn probe_scope(
                     other => debug!("probe ignores a datagram from {from}: {other:?}"),
                 },
                 // ICMP "port unreachable" from an earlier poll surfaces here on Linux;
-                // keep polling, the scope may still be starting.
-                Err(e) => debug!("probe receive error: {e}"),
+                // keep polling, the scope may still be starting. Pause first, so an
+                // error that persists does not make this loop spin.
+                Err(e) => {
+                    debug!("probe receive error: {e}");
+                    let pause = tokio::time::Instant::now() + RECEIVE_ERROR_PAUSE;
+                    tokio::time::sleep_until(pause.min(deadline)).await;
+                }
             },
         }
     }
@@ -194,19 +228,18 @@ pub enum BridgeState {
     Stale { pid: Option<u32>, file: PathBuf },
 }
 
-/// Reads `dir/IFACE.json` and checks its `pid` against `proc` (normally `/proc`).
+/// Reads `dir/IFACE.json` and checks its `pid` with the rule `scopecam status` uses
+/// ([`pid_is_scopecam`]; `proc` is normally `/proc`). A running bridge the caller cannot
+/// see in /proc (hidepid) still counts as running: kill(pid, 0) answers EPERM.
 pub fn bridge_state(dir: &Path, interface: &str, proc: &Path) -> BridgeState {
-    let file = dir.join(format!("{interface}.json"));
-    let Ok(text) = std::fs::read_to_string(&file) else {
-        return BridgeState::NotRunning;
+    let file = state_path(dir, interface);
+    let pid = match read_state(&file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return BridgeState::NotRunning,
+        Err(_) => None,
+        Ok(state) => Some(state.pid).filter(|&pid| pid > 0),
     };
-    let pid = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v.get("pid")?.as_u64())
-        .and_then(|pid| u32::try_from(pid).ok())
-        .filter(|&pid| pid > 0);
     match pid {
-        Some(pid) if proc.join(pid.to_string()).exists() => BridgeState::Running { pid, file },
+        Some(pid) if pid_is_scopecam(pid, proc) => BridgeState::Running { pid, file },
         pid => BridgeState::Stale { pid, file },
     }
 }
@@ -337,29 +370,84 @@ mod tests {
         );
     }
 
+    /// Sends fine; every receive fails at once.
+    struct Broken {
+        receives: std::cell::Cell<u32>,
+    }
+
+    impl ProbeSocket for Broken {
+        async fn send_to(&self, datagram: &[u8], _: SocketAddr) -> std::io::Result<usize> {
+            Ok(datagram.len())
+        }
+        async fn recv_from(&self, _: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+            self.receives.set(self.receives.get() + 1);
+            // Back to the runtime, as a real socket's error does, so timers can fire.
+            tokio::task::yield_now().await;
+            Err(std::io::Error::from(std::io::ErrorKind::ConnectionRefused))
+        }
+    }
+
+    #[tokio::test]
+    async fn persistent_receive_errors_do_not_spin() {
+        let broken = Broken {
+            receives: std::cell::Cell::new(0),
+        };
+        let target = ProbeTarget {
+            scope: scope(),
+            interface: None,
+        };
+        let started = Instant::now();
+        let err = probe_on(&broken, &target, Duration::from_millis(600))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ProbeError::NoAnswer { polls: 2, .. }),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let receives = broken.receives.get();
+        assert!(
+            (2..=30).contains(&receives),
+            "{receives} receives in 0.6 s: the loop spins"
+        );
+    }
+
     #[test]
     fn bridge_state_from_files() {
         let dir = tempfile::tempdir().unwrap();
+        // An empty /proc, as under hidepid: the bridge's pid is not visible there.
         let proc = dir.path().join("proc");
-        std::fs::create_dir_all(proc.join("4242")).unwrap();
+        std::fs::create_dir_all(&proc).unwrap();
+        let me = std::process::id();
         assert_eq!(
             bridge_state(dir.path(), "enx1", &proc),
             BridgeState::NotRunning
         );
         let file = dir.path().join("enx1.json");
-        std::fs::write(&file, r#"{"interface":"enx1","pid":4242}"#).unwrap();
+        std::fs::write(&file, format!(r#"{{"interface":"enx1","pid":{me}}}"#)).unwrap();
         assert_eq!(
             bridge_state(dir.path(), "enx1", &proc),
             BridgeState::Running {
-                pid: 4242,
+                pid: me,
                 file: file.clone()
-            }
+            },
+            "alive (kill answers) though /proc/PID is hidden"
         );
-        std::fs::write(&file, r#"{"interface":"enx1","pid":4243}"#).unwrap();
+        // The same file, but /proc shows the pid belongs to another program.
+        std::fs::create_dir_all(proc.join(me.to_string())).unwrap();
+        std::fs::write(proc.join(me.to_string()).join("comm"), "bash\n").unwrap();
         assert_eq!(
             bridge_state(dir.path(), "enx1", &proc),
             BridgeState::Stale {
-                pid: Some(4243),
+                pid: Some(me),
+                file: file.clone()
+            }
+        );
+        std::fs::write(&file, r#"{"interface":"enx1","pid":2147483632}"#).unwrap();
+        assert_eq!(
+            bridge_state(dir.path(), "enx1", &proc),
+            BridgeState::Stale {
+                pid: Some(2_147_483_632),
                 file: file.clone()
             }
         );

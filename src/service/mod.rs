@@ -73,8 +73,9 @@ pub enum ServiceError {
         source: Box<ProbeError>,
     },
     #[error(
-        "no runtime directory: {SYSTEM_RUNTIME_DIR} is not writable and neither \
-         RUNTIME_DIRECTORY nor XDG_RUNTIME_DIR is set (the systemd unit sets \
+        "no runtime directory: {SYSTEM_RUNTIME_DIR} is not a private directory of this \
+         user (missing, owned by another user, or writable by others) and neither \
+         RUNTIME_DIRECTORY nor a usable XDG_RUNTIME_DIR is set (the systemd unit sets \
          RuntimeDirectory=scopecam)"
     )]
     NoRuntimeDir,
@@ -118,17 +119,59 @@ fn writable(dir: &Path) -> bool {
 }
 
 /// The service's runtime directory, created if it is the per-user one.
+///
+/// Only a directory the effective user owns and nobody else can write to is used: root
+/// running `scopecam service` by hand must not write into the scopecam user's
+/// /run/scopecam (that user could have planted symlinks there), and a dir others can
+/// write to lets them take camera slots. Root ignores an XDG_RUNTIME_DIR it does not own.
 pub fn runtime_dir() -> Result<PathBuf, ServiceError> {
-    let dir = choose_runtime_dir(
+    runtime_dir_for(
         std::env::var_os("RUNTIME_DIRECTORY"),
-        writable(Path::new(SYSTEM_RUNTIME_DIR)),
+        Path::new(SYSTEM_RUNTIME_DIR),
         std::env::var_os("XDG_RUNTIME_DIR"),
+        nix::unistd::geteuid().as_raw(),
     )
-    .ok_or(ServiceError::NoRuntimeDir)?;
-    std::fs::create_dir_all(&dir).map_err(|source| ServiceError::RuntimeDir {
-        path: dir.clone(),
-        source,
-    })?;
+}
+
+/// [`runtime_dir`] for the effective uid `euid`, with `system` for /run/scopecam.
+fn runtime_dir_for(
+    runtime_directory: Option<OsString>,
+    system: &Path,
+    xdg_runtime_dir: Option<OsString>,
+    euid: u32,
+) -> Result<PathBuf, ServiceError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    // Not a symlink, ours, and not writable by group or others.
+    let private = |dir: &Path| {
+        std::fs::symlink_metadata(dir)
+            .is_ok_and(|m| m.is_dir() && m.uid() == euid && m.mode() & 0o022 == 0)
+    };
+    let xdg = xdg_runtime_dir.filter(|d| {
+        euid != 0 || std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir() && m.uid() == 0)
+    });
+    let chosen = choose_runtime_dir(runtime_directory, writable(system) && private(system), xdg)
+        .ok_or(ServiceError::NoRuntimeDir)?;
+    let dir = if chosen == Path::new(SYSTEM_RUNTIME_DIR) {
+        system.to_owned()
+    } else {
+        chosen
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(&dir)
+        .map_err(|source| ServiceError::RuntimeDir {
+            path: dir.clone(),
+            source,
+        })?;
+    if !private(&dir) {
+        return Err(ServiceError::RuntimeDir {
+            source: std::io::Error::other(format!(
+                "it must be a directory owned by uid {euid} that only its owner can write to"
+            )),
+            path: dir,
+        });
+    }
     Ok(dir)
 }
 
@@ -416,6 +459,56 @@ mod tests {
             Some(PathBuf::from("/run/user/1/scopecam"))
         );
         assert_eq!(choose_runtime_dir(None, false, None), None);
+    }
+
+    #[test]
+    fn runtime_dir_is_a_private_dir_of_the_effective_user() {
+        use std::os::unix::fs::PermissionsExt;
+        let me = nix::unistd::geteuid().as_raw();
+        let stranger = me.wrapping_add(4242).max(1);
+        let dir = tempfile::tempdir().unwrap();
+        let (system, xdg) = (dir.path().join("run"), dir.path().join("user"));
+        std::fs::create_dir(&system).unwrap();
+        std::fs::create_dir(&xdg).unwrap();
+        let set_mode = |path: &Path, mode: u32| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        set_mode(&system, 0o755);
+        set_mode(&xdg, 0o700);
+        let x = || Some(xdg.clone().into_os_string());
+        // Ours and private: the system dir.
+        assert_eq!(runtime_dir_for(None, &system, x(), me).unwrap(), system);
+        // Someone else's system dir (root running by hand in the scopecam user's
+        // /run/scopecam) is not used; here the XDG one is not the stranger's either.
+        let other_xdg = xdg.join("scopecam");
+        let got = runtime_dir_for(None, &system, x(), stranger);
+        assert!(
+            matches!(&got, Err(ServiceError::RuntimeDir { path, .. }) if *path == other_xdg),
+            "{got:?}"
+        );
+        // A system dir others can write to is skipped.
+        set_mode(&system, 0o777);
+        assert_eq!(runtime_dir_for(None, &system, x(), me).unwrap(), other_xdg);
+        set_mode(&system, 0o775);
+        assert_eq!(runtime_dir_for(None, &system, x(), me).unwrap(), other_xdg);
+        // RUNTIME_DIRECTORY must be private too.
+        let rt = Some(system.clone().into_os_string());
+        assert!(runtime_dir_for(rt.clone(), &system, x(), me).is_err());
+        set_mode(&system, 0o755);
+        assert_eq!(
+            runtime_dir_for(rt.clone(), &system, x(), me).unwrap(),
+            system
+        );
+        assert!(runtime_dir_for(rt, &system, x(), stranger).is_err());
+        // Root ignores an XDG_RUNTIME_DIR it does not own.
+        if me == 0 {
+            std::os::unix::fs::chown(&xdg, Some(stranger), None).unwrap();
+        }
+        set_mode(&system, 0o777);
+        assert!(matches!(
+            runtime_dir_for(None, &system, x(), 0),
+            Err(ServiceError::NoRuntimeDir)
+        ));
     }
 
     #[test]

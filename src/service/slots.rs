@@ -5,9 +5,13 @@
 //! crashed instance never keeps its slot. Lock files are never deleted: removing a lock
 //! file while another process is about to lock it would let two instances hold "the
 //! same" slot through two different files.
+//!
+//! `flock` works on any open file, read-only ones included, so whoever can open a lock
+//! file can hold its slot. Lock files are therefore 0600 (an older 0644 one we own is
+//! made 0600 when opened) and opened with O_NOFOLLOW: only the service user takes slots.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -79,17 +83,10 @@ pub struct SlotClaim {
 pub fn claim(dir: &Path) -> Result<SlotClaim, SlotError> {
     for slot in 1..=MAX_SLOTS {
         let path = lock_path(dir, slot);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            // Readable by `scopecam status` users; the lock, not the content, matters.
-            .mode(0o644)
-            .open(&path)
-            .map_err(|source| SlotError::Open {
-                path: path.clone(),
-                source,
-            })?;
+        let file = open_lock(&path).map_err(|source| SlotError::Open {
+            path: path.clone(),
+            source,
+        })?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => {
                 return Ok(SlotClaim {
@@ -107,9 +104,32 @@ pub fn claim(dir: &Path) -> Result<SlotClaim, SlotError> {
     })
 }
 
-/// Whether some process holds slot `slot` in `dir` (for tests and `status`).
+/// Opens (creating it 0600 if needed) the lock file `path`, never through a symlink.
+/// Only the service user may open it: anyone who can open it can hold the slot. A file
+/// left 0644 by an older version is made 0600 if it is ours.
+fn open_lock(path: &Path) -> std::io::Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if meta.mode() & 0o7777 != 0o600 && meta.uid() == nix::unistd::geteuid().as_raw() {
+        // fchmod on the open file: no race with a swapped path.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
+}
+
+/// Whether some process holds slot `slot` in `dir` (for tests).
 pub fn is_taken(dir: &Path, slot: u32) -> bool {
-    let Ok(file) = File::open(lock_path(dir, slot)) else {
+    let Ok(file) = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(lock_path(dir, slot))
+    else {
         return false;
     };
     matches!(
@@ -162,6 +182,37 @@ mod tests {
         assert_eq!(held.last().unwrap().slot, MAX_SLOTS);
         let err = claim(dir.path()).unwrap_err();
         assert!(err.to_string().contains("scopecam status"), "{err}");
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().mode() & 0o7777
+    }
+
+    #[test]
+    fn lock_files_are_private_to_the_service_user() {
+        let dir = tempfile::tempdir().unwrap();
+        // A lock file left 0644 by an older version: made 0600 when claimed.
+        std::fs::write(lock_path(dir.path(), 1), "").unwrap();
+        std::fs::set_permissions(
+            lock_path(dir.path(), 1),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        let one = claim(dir.path()).unwrap();
+        let two = claim(dir.path()).unwrap();
+        assert_eq!(mode(&one.lock_path), 0o600, "old file made private");
+        assert_eq!(mode(&two.lock_path), 0o600, "new file created private");
+    }
+
+    #[test]
+    fn lock_files_are_not_opened_through_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::os::unix::fs::symlink(&victim, lock_path(dir.path(), 1)).unwrap();
+        let err = claim(dir.path()).unwrap_err();
+        assert!(matches!(err, SlotError::Open { .. }), "{err}");
+        assert!(!victim.exists(), "the symlink's target was created");
+        assert!(!is_taken(dir.path(), 1));
     }
 
     #[test]

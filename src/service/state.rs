@@ -1,6 +1,8 @@
 //! The state file `$RUNTIME/IFACE.json` that `scopecam status` reads, and the pieces
 //! that fill it: a sampler turning counters into rates and a link state, and the
-//! one-line STATUS for systemd. All sans-IO except [`write_atomic`] and [`remove`].
+//! one-line STATUS for systemd. All sans-IO except [`write_atomic`], [`remove`],
+//! [`read_state`] and [`pid_is_scopecam`] (the last two are what `scopecam status` and
+//! `scopecam probe` use to tell a running bridge from a stale file).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -257,7 +259,12 @@ pub fn state_path(dir: &Path, interface: &str) -> PathBuf {
 /// Writes the state file so readers never see half of it: a temporary file in the same
 /// directory, then rename over the old one. Temporary names start with a dot, which
 /// `scopecam status` skips.
+///
+/// The temporary file is never opened through a symlink: a leftover one (or anything
+/// else under that name) is unlinked, which does not follow symlinks, and the file is
+/// created anew with O_EXCL and O_NOFOLLOW.
 pub fn write_atomic(path: &Path, state: &BridgeState) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -265,10 +272,70 @@ pub fn write_atomic(path: &Path, state: &BridgeState) -> std::io::Result<()> {
     let tmp = path.with_file_name(format!(".{name}.tmp"));
     let mut text = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
     text.push(b'\n');
-    let mut file = std::fs::File::create(&tmp)?;
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        // Readable by `scopecam status` users.
+        .mode(0o644)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&tmp)?;
     file.write_all(&text)?;
     drop(file);
     std::fs::rename(&tmp, path)
+}
+
+/// The largest state file [`read_state`] reads (a real one is about 1 KiB).
+pub const MAX_STATE_BYTES: u64 = 64 * 1024;
+
+/// Reads a state file for `status` and `probe`, which may run as root while the file
+/// belongs to the service user: never through a symlink (O_NOFOLLOW), never blocking on
+/// a FIFO (O_NONBLOCK), a regular file only, and at most [`MAX_STATE_BYTES`]. A missing
+/// file is `NotFound`; anything else that is no state file is `InvalidData` (or the
+/// error that stopped the read).
+pub fn read_state(path: &Path) -> std::io::Result<BridgeState> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let invalid = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_owned());
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(invalid("not a regular file"));
+    }
+    let mut text = Vec::new();
+    file.take(MAX_STATE_BYTES + 1).read_to_end(&mut text)?;
+    if text.len() as u64 > MAX_STATE_BYTES {
+        return Err(invalid("larger than 64 KiB"));
+    }
+    serde_json::from_slice(&text).map_err(|e| invalid(&e.to_string()))
+}
+
+/// Whether `pid` is a running scopecam, the one rule `status` and `probe` share.
+///
+/// `kill(pid, 0)` decides whether it runs: EPERM (another user's process) is alive, so
+/// this works under `hidepid`, where /proc/PID of the scopecam user is invisible. When
+/// `proc`/PID/comm is readable it must say `scopecam` (a recycled pid of another program
+/// is not a bridge). `proc` is normally `/proc`.
+pub fn pid_is_scopecam(pid: u32, proc: &Path) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    if raw <= 0 {
+        return false;
+    }
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) {
+        Ok(()) | Err(nix::errno::Errno::EPERM) => {}
+        Err(_) => return false,
+    }
+    match std::fs::read(proc.join(pid.to_string()).join("comm")) {
+        Ok(comm) => comm.trim_ascii_end() == b"scopecam",
+        Err(_) => true,
+    }
 }
 
 /// Removes the state file (and a leftover temporary file); missing files are fine.
@@ -433,5 +500,86 @@ mod tests {
         assert_eq!(leftovers.len(), 1, "no temporary file left behind");
         remove(&path);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn reading_refuses_symlinks_devices_fifos_and_huge_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_path(dir.path(), "lo");
+        let state = camera_state(LinkState::Streaming);
+        write_atomic(&path, &state).unwrap();
+        assert_eq!(read_state(&path).unwrap(), state);
+        let missing = read_state(&dir.path().join("nope.json")).unwrap_err();
+        assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+        let link = dir.path().join("zero.json");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        assert!(
+            read_state(&link).is_err(),
+            "a symlink (to /dev/zero) is not followed"
+        );
+        let link = dir.path().join("good-link.json");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert!(read_state(&link).is_err(), "not even to a good state file");
+        let fifo = dir.path().join("fifo.json");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let err = read_state(&fifo).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+        let big = dir.path().join("big.json");
+        let mut text = serde_json::to_string(&state).unwrap();
+        text.push_str(&" ".repeat(MAX_STATE_BYTES as usize));
+        std::fs::write(&big, text).unwrap();
+        let err = read_state(&big).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+        std::fs::write(&big, "not json").unwrap();
+        assert_eq!(
+            read_state(&big).unwrap_err().kind(),
+            std::io::ErrorKind::InvalidData
+        );
+    }
+
+    /// A pid that cannot exist (above Linux's largest pid_max).
+    const NO_SUCH_PID: u32 = 0x7fff_fff0;
+
+    #[test]
+    fn liveness_is_kill_zero_plus_the_name_when_visible() {
+        let dir = tempfile::tempdir().unwrap();
+        let proc = dir.path();
+        let me = std::process::id();
+        // Under hidepid /proc/PID is missing: kill(pid, 0) still says it runs.
+        assert!(pid_is_scopecam(me, proc));
+        std::fs::create_dir_all(proc.join(me.to_string())).unwrap();
+        std::fs::write(proc.join(me.to_string()).join("comm"), "scopecam\n").unwrap();
+        assert!(pid_is_scopecam(me, proc));
+        std::fs::write(proc.join(me.to_string()).join("comm"), "bash\n").unwrap();
+        assert!(
+            !pid_is_scopecam(me, proc),
+            "a recycled pid of another program"
+        );
+        assert!(!pid_is_scopecam(NO_SUCH_PID, proc));
+        assert!(!pid_is_scopecam(0, proc));
+        assert!(!pid_is_scopecam(u32::MAX, proc));
+        // The real /proc: this test binary is not a scopecam.
+        assert!(!pid_is_scopecam(me, Path::new("/proc")));
+    }
+
+    #[test]
+    fn the_temporary_file_is_never_written_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        let path = state_path(dir.path(), "lo");
+        std::os::unix::fs::symlink(&victim, dir.path().join(".lo.json.tmp")).unwrap();
+        let dangling = dir.path().join("nowhere");
+        let state = camera_state(LinkState::Waiting);
+        write_atomic(&path, &state).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+        let back: BridgeState =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(back, state);
+        // A dangling symlink is not followed either (File::create would create its target).
+        std::os::unix::fs::symlink(&dangling, dir.path().join(".lo.json.tmp")).unwrap();
+        write_atomic(&path, &state).unwrap();
+        assert!(!dangling.exists());
+        assert!(!std::fs::symlink_metadata(&path).unwrap().is_symlink());
     }
 }
