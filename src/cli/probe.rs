@@ -625,23 +625,11 @@ mod tests {
 
     #[tokio::test]
     async fn ctrl_c_during_the_video_look_still_stops_the_scope() {
-        use crate::simulator::{Simulator, SimulatorConfig};
-        let simulator = Simulator::bind(SimulatorConfig {
-            bind: "127.0.0.1".parse().unwrap(),
-            video_port: 0,
-            control_port: 0,
-            ..SimulatorConfig::default()
-        })
-        .await
-        .unwrap();
+        let scope = crate::simulator::testing::Running::on_free_ports().await;
         let mut s = settings(None);
         s.scope = std::net::Ipv4Addr::LOCALHOST;
-        s.video_port = simulator.local_video_addr().port();
-        s.control_port = simulator.local_control_addr().port();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let running = tokio::spawn(simulator.run(async move {
-            let _ = stopped.await;
-        }));
+        s.video_port = scope.video.port();
+        s.control_port = scope.control.port();
         let mut lines = Vec::new();
         // The answer comes within milliseconds; the signal lands in the 2 s look.
         let signalled = signal_after(Duration::from_millis(700));
@@ -652,8 +640,7 @@ mod tests {
         .await;
         let elapsed = started.elapsed();
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let _ = stop.send(());
-        let stats = running.await.unwrap().unwrap();
+        let stats = scope.shut_down().await;
         assert!(!ok);
         assert!(
             elapsed < Duration::from_millis(1500),

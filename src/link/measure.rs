@@ -248,9 +248,9 @@ mod tests {
 
     #[tokio::test]
     async fn measures_the_simulator_and_stops_it() {
-        use crate::simulator::{FrameSource, Simulator, SimulatorConfig, Subsampling};
-        let simulator = Simulator::bind(SimulatorConfig {
-            bind: "127.0.0.1".parse().unwrap(),
+        use crate::simulator::testing::Running;
+        use crate::simulator::{FrameSource, SimulatorConfig, Subsampling};
+        let scope = Running::start(SimulatorConfig {
             video_port: 0,
             control_port: 0,
             source: FrameSource::Pattern {
@@ -262,13 +262,8 @@ mod tests {
             fps: 20.0,
             ..SimulatorConfig::default()
         })
-        .await
-        .unwrap();
-        let video = simulator.local_video_addr();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let running = tokio::spawn(simulator.run(async move {
-            let _ = stopped.await;
-        }));
+        .await;
+        let video = scope.video;
         let (_keep, never) = tokio::sync::watch::channel(false);
         let r = measure_video(
             video,
@@ -281,8 +276,7 @@ mod tests {
         .unwrap();
         // Give the simulator a moment to handle the stop packet before shutting it down.
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let _ = stop.send(());
-        let stats = running.await.unwrap().unwrap();
+        let stats = scope.shut_down().await;
         assert_eq!(r.size, Some((320, 240)));
         assert!(r.frames >= 10, "{r:?}");
         let fps = r.fps.unwrap();
@@ -292,20 +286,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_signal_ends_the_look_early_and_still_stops_the_scope() {
-        use crate::simulator::{Simulator, SimulatorConfig};
-        let simulator = Simulator::bind(SimulatorConfig {
-            bind: "127.0.0.1".parse().unwrap(),
-            video_port: 0,
-            control_port: 0,
-            ..SimulatorConfig::default()
-        })
-        .await
-        .unwrap();
-        let video = simulator.local_video_addr();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let running = tokio::spawn(simulator.run(async move {
-            let _ = stopped.await;
-        }));
+        let scope = crate::simulator::testing::Running::on_free_ports().await;
+        let video = scope.video;
         let (shutdown, signalled) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(400)).await;
@@ -325,8 +307,7 @@ mod tests {
         .unwrap();
         assert!(started.elapsed() < Duration::from_secs(3), "{r:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let _ = stop.send(());
-        let stats = running.await.unwrap().unwrap();
+        let stats = scope.shut_down().await;
         assert_eq!(stats.stops, 1, "the stop packet was sent: {stats:?}");
     }
 }

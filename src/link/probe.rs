@@ -247,8 +247,7 @@ pub fn bridge_state(dir: &Path, interface: &str, proc: &Path) -> BridgeState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulator::{Simulator, SimulatorConfig};
-    use std::net::{IpAddr, Ipv4Addr};
+    use crate::simulator::testing::Running;
 
     fn scope() -> SocketAddr {
         "127.0.0.1:50000".parse().unwrap()
@@ -321,27 +320,15 @@ mod tests {
 
     #[tokio::test]
     async fn simulator_answers_the_probe() {
-        let simulator = Simulator::bind(SimulatorConfig {
-            bind: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)),
-            video_port: 0,
-            control_port: 0,
-            ..SimulatorConfig::default()
-        })
-        .await
-        .unwrap();
+        let scope = Running::on_free_ports().await;
         let target = ProbeTarget {
-            scope: simulator.local_control_addr(),
+            scope: scope.control,
             interface: None,
         };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let running = tokio::spawn(simulator.run(async move {
-            let _ = stopped.await;
-        }));
         let reply = probe_scope(&target, Duration::from_secs(3)).await.unwrap();
         assert_eq!(reply.polls, 1);
         assert!(reply.answered_after < Duration::from_secs(1));
-        let _ = stop.send(());
-        let _ = running.await;
+        scope.shut_down().await;
     }
 
     #[tokio::test]

@@ -331,4 +331,6 @@ async fn bind_udp(ip: IpAddr, port: u16, what: &str) -> anyhow::Result<(UdpSocke
 }
 
 #[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
 mod tests;

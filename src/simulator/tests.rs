@@ -6,46 +6,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
+use super::testing::Running;
 use super::*;
 use crate::protocol::{ButtonAnswer, ButtonRequest, Fragment, FragmentKind, VideoCommand};
 
 const QUIET: Duration = Duration::from_millis(300);
 const PATIENCE: Duration = Duration::from_secs(5);
-
-/// A running simulator and the handles a test needs.
-struct Running {
-    video: SocketAddr,
-    control: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<anyhow::Result<SimulatorStats>>,
-}
-
-impl Running {
-    async fn start(config: SimulatorConfig) -> Running {
-        let simulator = Simulator::bind(config).await.expect("simulator binds");
-        let video = simulator.local_video_addr();
-        let control = simulator.local_control_addr();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(simulator.run(async {
-            let _ = stopped.await;
-        }));
-        Running {
-            video,
-            control,
-            stop,
-            task,
-        }
-    }
-
-    async fn shut_down(self) -> SimulatorStats {
-        let _ = self.stop.send(());
-        self.task.await.unwrap().unwrap()
-    }
-}
 
 fn loopback_config() -> SimulatorConfig {
     SimulatorConfig {
