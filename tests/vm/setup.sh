@@ -30,7 +30,7 @@ export DEBIAN_FRONTEND=noninteractive
 # v4l2loopback-dkms: 0.12.7 source, and dkms/build-essential come with it.
 # chromium / gstreamer / ffmpeg / v4l-utils: consumers and producers used in-VM.
 # cpio: packs the initramfs; iproute2: `ip link set lo up` in the guest.
-PKGS=(libclang-dev qemu-system-x86 linux-image-amd64 linux-headers-amd64
+PKGS=(qemu-system-x86 linux-image-amd64 linux-headers-amd64
       v4l2loopback-dkms v4l-utils gstreamer1.0-tools gstreamer1.0-plugins-good
       gstreamer1.0-plugins-base chromium busybox-static ffmpeg kmod bc
       python3 make gcc cpio iproute2 util-linux
