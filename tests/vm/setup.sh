@@ -14,6 +14,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=tests/vm/debian-mirror.sh
+source "$REPO/tests/vm/debian-mirror.sh"
 OUT="$REPO/target/vm"
 MODDIR="$OUT/modules"
 mkdir -p "$MODDIR"
@@ -113,12 +115,14 @@ fi
 step_end
 
 # Download v4l2loopback-dkms from another suite without touching the system's
-# apt configuration: a private sources.list, list dir and cache in a temp dir.
+# apt configuration: a private sources.list (the Debian archive this machine's
+# apt uses, with that suite), list dir and cache in a temp dir.
 fetch_dkms_deb() {
     local suite="$1" dir="$2"
-    local st="$dir/apt"
+    local st="$dir/apt" mirror
+    mirror=$(debian_mirror) || return 1
     mkdir -p "$st/lists/partial" "$st/cache/archives/partial" "$dir/dl"
-    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" \
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $suite main" \
         > "$st/sources.list"
     local A=(-o Dir::Etc::sourcelist="$st/sources.list" -o Dir::Etc::sourceparts=-
              -o Dir::State::Lists="$st/lists" -o Dir::Cache="$st/cache"

@@ -12,12 +12,14 @@
 # with a per-boot tmpfs overlay on top.
 #
 # Env: SCOPECAM_VM_MIRROR=URL  Debian mirror (default: the one in this
-#                              machine's apt sources, else deb.debian.org)
+#                              machine's apt sources, ../debian-mirror.sh)
 #      SCOPECAM_VM_FORCE=1     rebuild even if cached
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../../.." && pwd)
+# shellcheck source=tests/vm/debian-mirror.sh
+source "$HERE/../debian-mirror.sh"
 OUT="$REPO/target/vm"
 ROOT="$OUT/system-root"
 SUITE=bookworm
@@ -49,14 +51,7 @@ if ! command -v debootstrap >/dev/null; then
     step_end
 fi
 
-# The mirror this machine already uses: CI machines reach only Debian's own
-# archive, and reusing its URL avoids guessing which host answers.
-mirror=${SCOPECAM_VM_MIRROR:-}
-if [[ -z "$mirror" ]]; then
-    mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null \
-        | grep -v '^\s*#' | grep -oE 'https?://[^ ]+/debian/?( |$)' | grep -v security | head -1 | tr -d ' ' || true)
-    mirror=${mirror:-http://deb.debian.org/debian}
-fi
+mirror=$(debian_mirror)
 
 # Build next to the final place and swap at the end: an interrupted build
 # never leaves a half root that a later run would boot.
