@@ -178,9 +178,17 @@ for entry in "${deb_expected[@]}"; do
 done
 [[ $(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles) == /etc/scopecam/config.toml ]] ||
     fail "deb: /etc/scopecam/config.toml is not the (only) conffile"
+# The module: recommended as the DKMS source or anything providing
+# v4l2loopback-modules, never a hard dependency (Cargo.toml says why).
+relations() { tr ',' '\n' <<<"$1" | sed 's/^ *//; s/ *$//'; }
 depends=$(dpkg-deb -f "$deb" Depends)
-[[ $depends == *v4l2loopback-dkms* ]] || fail "deb does not depend on v4l2loopback-dkms: $depends"
-[[ $(dpkg-deb -f "$deb" Recommends) == *v4l-utils* ]] || fail "deb does not recommend v4l-utils"
+recommends=$(dpkg-deb -f "$deb" Recommends)
+echo "Depends: $depends"
+echo "Recommends: $recommends"
+[[ $depends != *v4l2loopback* ]] || fail "deb: v4l2loopback in Depends (must be a Recommends): $depends"
+relations "$recommends" | grep -qxF 'v4l2loopback-dkms | v4l2loopback-modules' ||
+    fail "deb does not recommend 'v4l2loopback-dkms | v4l2loopback-modules': $recommends"
+relations "$recommends" | grep -qxF v4l-utils || fail "deb does not recommend v4l-utils: $recommends"
 dpkg-deb --ctrl-tarfile "$deb" | tar -t >"$tmp/control.list"
 for script in postinst prerm postrm; do
     grep -qx "./$script" "$tmp/control.list" || fail "deb lacks $script"
@@ -205,7 +213,11 @@ if ((rpm_build)) && command -v rpm >/dev/null; then
     done
     [[ $(rpm -qcp "$rpmfile" 2>/dev/null) == /etc/scopecam/config.toml ]] ||
         fail "rpm: /etc/scopecam/config.toml is not the (only) config file"
-    rpm -qp --recommends "$rpmfile" 2>/dev/null | grep -qx v4l2loopback || fail "rpm does not recommend v4l2loopback"
+    rpm_recommends=$(rpm -qp --recommends "$rpmfile" 2>/dev/null)
+    for name in v4l2loopback akmod-v4l2loopback; do
+        grep -qx "$name" <<<"$rpm_recommends" || fail "rpm does not recommend $name"
+    done
+    ! rpm -qp --requires "$rpmfile" 2>/dev/null | grep -q v4l2loopback || fail "rpm requires v4l2loopback (must be a Recommends)"
     rpm -qp --scripts "$rpmfile" 2>/dev/null | grep -q 'systemd-sysusers scopecam.conf' || fail "rpm %post lacks sysusers"
 else
     echo "SKIP: no rpm (cargo-generate-rpm or rpm missing)"
@@ -225,7 +237,11 @@ cp -r target/assets "$tmp/arch/src/assets"
     source packaging/arch/PKGBUILD
     set -e
     package
+    printf '%s\n' "${depends[@]}" >"$tmp/arch.depends"
 ) >"$tmp/arch.log" 2>&1 || { cat "$tmp/arch.log"; fail "PKGBUILD package() failed"; }
+# The virtual package, not v4l2loopback-dkms: kernels that ship the module provide it too.
+grep -qx V4L2LOOPBACK-MODULE "$tmp/arch.depends" || fail "PKGBUILD does not depend on V4L2LOOPBACK-MODULE"
+! grep -q v4l2loopback-dkms "$tmp/arch.depends" || fail "PKGBUILD depends on v4l2loopback-dkms"
 arch_expected=("${expected[@]}" "usr/share/zsh/site-functions/_scopecam 644")
 for page in "${man_pages[@]}"; do
     arch_expected+=("usr/share/man/man1/$page 644")
