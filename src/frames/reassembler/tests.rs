@@ -286,21 +286,18 @@ fn bytes_beyond_announced_size_is_size_mismatch() {
 }
 
 #[test]
-fn fragments_disagreeing_on_size_are_inconsistent() {
+fn same_id_with_another_size_is_another_frame() {
     let mut r = reassembler();
     let now = Instant::now();
-    push(
-        &mut r,
-        &datagram(FragmentKind::First, 1, 100, 0, &[0xFF, 0xD8]),
-        now,
-    );
-    push(
-        &mut r,
-        &datagram(FragmentKind::Middle, 1, 101, 1, &[0; 10]),
-        now,
-    );
-    assert_eq!(r.drops().get(DropReason::InconsistentHeader), 1);
-    assert_eq!(r.in_flight(), 0);
+    let a = fake_jpeg(300, 1);
+    let b = fake_jpeg(301, 2);
+    let (fa, fb) = (fragment_frame(&a, 1, 100), fragment_frame(&b, 1, 100));
+    push(&mut r, &fa[0], now);
+    push(&mut r, &fb[0], now);
+    assert_eq!(r.in_flight(), 2);
+    assert_eq!(push_all(&mut r, &fa[1..], now)[0].jpeg, a);
+    assert_eq!(push_all(&mut r, &fb[1..], now)[0].jpeg, b);
+    assert_eq!(r.drops().total(), 0);
 }
 
 #[test]
@@ -374,7 +371,8 @@ fn index_at_max_fragments_is_inconsistent() {
         now,
     );
     assert_eq!(r.drops().get(DropReason::InconsistentHeader), 2);
-    assert_eq!(r.in_flight(), 0);
+    // Rejected on its own: the frame in flight is left alone.
+    assert_eq!(r.in_flight(), 1);
 }
 
 #[test]
@@ -443,24 +441,23 @@ fn oldest_frame_is_superseded_when_too_many_are_in_flight() {
 }
 
 #[test]
-fn straggler_older_than_everything_in_flight_does_not_evict() {
+fn a_new_start_makes_room_by_superseding_the_oldest_frame_whatever_the_ids() {
     let mut r = reassembler();
     let now = Instant::now();
-    for id in [100u8, 101, 102] {
-        push(
-            &mut r,
-            &fragment_frame(&fake_jpeg(300, id), id, 100)[0],
-            now,
-        );
+    let ids = [100u8, 101, 102, 95];
+    let frags: Vec<_> = ids
+        .iter()
+        .map(|&id| fragment_frame(&fake_jpeg(300, id), id, 100))
+        .collect();
+    for f in &frags {
+        push(&mut r, &f[0], now);
     }
-    push(
-        &mut r,
-        &fragment_frame(&fake_jpeg(300, 95), 95, 100)[0],
-        now,
-    );
     assert_eq!(r.drops().get(DropReason::Superseded), 1);
-    let ids: Vec<u8> = r.in_flight.iter().map(|f| f.frame_id).collect();
-    assert!(ids.contains(&100) && ids.contains(&101) && ids.contains(&102));
+    let in_flight: Vec<u8> = r.in_flight.iter().map(|f| f.key.id).collect();
+    assert!(!in_flight.contains(&100), "{in_flight:?}");
+    for f in &frags[1..] {
+        assert_eq!(push_all(&mut r, &f[1..], now).len(), 1);
+    }
 }
 
 #[test]
@@ -585,33 +582,16 @@ fn frame_ids_wrap_at_255() {
 }
 
 #[test]
-fn restarted_scope_reusing_low_ids_is_accepted_after_timeout() {
+fn restarted_scope_counting_from_zero_streams_at_once() {
     let mut r = reassembler();
     let start = Instant::now();
-    for (i, id) in (100u8..110).enumerate() {
-        let at = start + (i as u32) * 50 * MS;
-        assert_eq!(
-            push_all(&mut r, &fragment_frame(&fake_jpeg(100, id), id, 40), at).len(),
-            1
-        );
+    let mut at = start;
+    for id in (100u8..110).chain(0..10) {
+        at += 50 * MS;
+        let frames = push_all(&mut r, &fragment_frame(&fake_jpeg(100, id), id, 40), at);
+        assert_eq!(frames.len(), 1, "frame {id}");
     }
-    let last_delivery = start + 9 * 50 * MS;
-    // The scope restarts and counts from 0: right away that looks like a
-    // stale frame...
-    let soon = last_delivery + 100 * MS;
-    assert!(push_all(&mut r, &fragment_frame(&fake_jpeg(100, 0), 0, 40), soon).is_empty());
-    assert_eq!(r.drops().get(DropReason::Superseded), 1);
-    // ...but once the last delivery is a frame_timeout old, it is accepted.
-    let later = last_delivery + 1000 * MS;
-    let frames = push_all(&mut r, &fragment_frame(&fake_jpeg(100, 1), 1, 40), later);
-    assert_eq!(frames.len(), 1);
-    assert_eq!(frames[0].frame_id, 1);
-    let frames = push_all(
-        &mut r,
-        &fragment_frame(&fake_jpeg(100, 2), 2, 40),
-        later + 50 * MS,
-    );
-    assert_eq!(frames.len(), 1);
+    assert_eq!(r.drops().total(), 0);
 }
 
 #[test]
@@ -867,5 +847,365 @@ proptest! {
         }
         // Every frame that arrived whole is delivered, and nothing else.
         prop_assert_eq!(delivered, complete_ids);
+    }
+}
+
+/// One hard case for the frame-id-blind reassembly: frames as (name, id,
+/// body length), fragments of 100 bytes (a body of 250 makes 3), the arrival
+/// order as `A0 A1 B0 A2 ...` (frame name, fragment index), and what must come
+/// out: the frames delivered, in order, and every drop counted.
+struct HardCase {
+    name: &'static str,
+    frames: &'static [(char, u8, usize)],
+    arrivals: &'static str,
+    delivered: &'static str,
+    drops: &'static [(DropReason, u64)],
+}
+
+const HARD_CASES: &[HardCase] = &[
+    HardCase {
+        name: "constant id streams every frame",
+        frames: &[('A', 7, 250), ('B', 7, 260), ('C', 7, 270)],
+        arrivals: "A0 A1 A2 B0 B1 B2 C0 C1 C2",
+        delivered: "A B C",
+        drops: &[],
+    },
+    HardCase {
+        name: "constant id, a late fragment of the previous frame interleaved",
+        frames: &[('A', 7, 250), ('B', 7, 260)],
+        arrivals: "A0 A1 B0 A2 B1 B2",
+        delivered: "A B",
+        drops: &[],
+    },
+    HardCase {
+        name: "constant id, the previous frame ends after the next one completed",
+        frames: &[('A', 7, 250), ('B', 7, 260)],
+        arrivals: "A0 A1 B0 B1 B2 A2",
+        delivered: "B",
+        drops: &[(DropReason::Superseded, 1)],
+    },
+    HardCase {
+        name: "duplicate start after its frame completed, same id and size next",
+        frames: &[('A', 7, 250), ('B', 7, 250)],
+        arrivals: "A0 A1 A2 A0 B0 B1 B2",
+        delivered: "A B",
+        drops: &[],
+    },
+    HardCase {
+        name: "a whole completed frame repeated inside the next one of the same id and size",
+        frames: &[('A', 7, 250), ('B', 7, 250)],
+        arrivals: "A0 A1 A2 B0 A0 B1 A1 A2 B2",
+        delivered: "A B",
+        drops: &[],
+    },
+    HardCase {
+        name: "duplicated last fragment",
+        frames: &[('A', 7, 250), ('B', 8, 250)],
+        arrivals: "A0 A1 A2 A2 B0 B1 B2 B2",
+        delivered: "A B",
+        drops: &[],
+    },
+    HardCase {
+        name: "duplicated last fragment inside the next frame of the same id and size",
+        frames: &[('A', 7, 250), ('B', 7, 250)],
+        arrivals: "A0 A1 A2 B0 B1 A2 B2",
+        delivered: "A B",
+        drops: &[],
+    },
+    HardCase {
+        name: "id reused while the old frame is in flight, another size",
+        frames: &[('A', 7, 250), ('B', 7, 260)],
+        arrivals: "A0 B0 A1 B1 A2 B2",
+        delivered: "A B",
+        drops: &[],
+    },
+    HardCase {
+        // The old frame's missing fragment could not be told from the new
+        // one's: neither is delivered, and nothing is mixed.
+        name: "id reused while the old frame is in flight, same size",
+        frames: &[('A', 7, 250), ('B', 7, 250)],
+        arrivals: "A0 A1 B0 B1 B2 A2",
+        delivered: "",
+        drops: &[(DropReason::Superseded, 1)],
+    },
+    HardCase {
+        name: "ids wrap at 255",
+        frames: &[
+            ('A', 254, 250),
+            ('B', 255, 250),
+            ('C', 0, 250),
+            ('D', 1, 250),
+        ],
+        arrivals: "A0 A1 B0 A2 B1 C0 B2 C1 D0 C2 D1 D2",
+        delivered: "A B C D",
+        drops: &[],
+    },
+    HardCase {
+        name: "ids stepping by 3, then out of order",
+        frames: &[
+            ('A', 9, 250),
+            ('B', 12, 250),
+            ('C', 3, 250),
+            ('D', 200, 250),
+        ],
+        arrivals: "A0 A1 A2 B0 B1 B2 C0 C1 C2 D0 D1 D2",
+        delivered: "A B C D",
+        drops: &[],
+    },
+    HardCase {
+        name: "lost start fragment",
+        frames: &[('A', 7, 250), ('B', 7, 260)],
+        arrivals: "A1 A2 B0 B1 B2",
+        delivered: "B",
+        drops: &[(DropReason::Superseded, 1)],
+    },
+    HardCase {
+        name: "lost end fragment",
+        frames: &[('A', 7, 250), ('B', 7, 260)],
+        arrivals: "A0 A1 B0 B1 B2",
+        delivered: "B",
+        drops: &[(DropReason::Superseded, 1)],
+    },
+    HardCase {
+        name: "start fragment after the others of its frame",
+        frames: &[('A', 7, 250), ('B', 7, 260)],
+        arrivals: "A2 A1 A0 B1 B0 B2",
+        delivered: "A B",
+        drops: &[],
+    },
+    HardCase {
+        // Same id, size and bytes: indistinguishable from a duplicate.
+        name: "a bit-identical repeat within frame_timeout is delivered once",
+        frames: &[('A', 7, 250)],
+        arrivals: "A0 A1 A2 A0 A1 A2",
+        delivered: "A",
+        drops: &[],
+    },
+];
+
+#[test]
+fn hard_cases_of_real_scopes() {
+    for case in HARD_CASES {
+        let jpegs: HashMap<char, (u8, Vec<u8>)> = case
+            .frames
+            .iter()
+            .map(|&(name, id, body)| (name, (id, fake_jpeg(body, name as u8))))
+            .collect();
+        let mut r = reassembler();
+        let mut now = Instant::now();
+        let mut delivered = Vec::new();
+        for arrival in case.arrivals.split_whitespace() {
+            let mut chars = arrival.chars();
+            let name = chars.next().unwrap();
+            let index: usize = chars.as_str().parse().unwrap();
+            let (id, jpeg) = &jpegs[&name];
+            now += MS;
+            if let Some(frame) = push(&mut r, &fragment_frame(jpeg, *id, 100)[index], now) {
+                let name = jpegs
+                    .iter()
+                    .find(|(_, (_, source))| *source == frame.jpeg)
+                    .map(|(name, _)| name.to_string())
+                    .unwrap_or_else(|| panic!("{}: a frame that was never sent", case.name));
+                delivered.push(name);
+            }
+        }
+        assert_eq!(delivered.join(" "), case.delivered, "{}", case.name);
+        let mut drops = DropCounts::default();
+        for &(reason, count) in case.drops {
+            for _ in 0..count {
+                drops.add(reason);
+            }
+        }
+        assert_eq!(r.drops(), &drops, "{}", case.name);
+    }
+}
+
+/// How a scope numbers its frames.
+#[derive(Debug, Clone, Copy)]
+enum IdScheme {
+    Constant(u8),
+    Step(u8),
+    Random,
+}
+
+fn id_scheme() -> impl Strategy<Value = IdScheme> {
+    prop_oneof![
+        any::<u8>().prop_map(IdScheme::Constant),
+        (2u8..=255).prop_map(IdScheme::Step),
+        Just(IdScheme::Random),
+    ]
+}
+
+/// A stream from a scope with any id scheme, on a link that swaps
+/// neighbours within a frame and duplicates fragments (a copy lands anywhere
+/// among the fragments of the same frame or of one up to three frames
+/// later), but loses nothing. Frame sizes come from a small set, so
+/// consecutive frames often share id *and* size. Returns the source frames
+/// in order and the datagrams in arrival order.
+/// Source frames, each frame's datagrams, and all datagrams in arrival order.
+type DuplicatingStream = (Vec<Vec<u8>>, Vec<Vec<Vec<u8>>>, Vec<Vec<u8>>);
+
+fn duplicating_stream() -> impl Strategy<Value = DuplicatingStream> {
+    let frame = (
+        prop_oneof![Just(150usize), Just(151), 100usize..400],
+        any::<u8>(),
+    );
+    let dice = (
+        0u8..6,
+        0usize..4,
+        any::<proptest::sample::Index>(),
+        any::<proptest::sample::Index>(),
+    );
+    (
+        id_scheme(),
+        any::<u8>(),
+        proptest::collection::vec((frame, proptest::collection::vec(dice, 1..12)), 1..40),
+    )
+        .prop_map(|(scheme, first_id, frames)| {
+            let mut sources: Vec<Vec<u8>> = Vec::new();
+            let mut per_frame: Vec<Vec<Vec<u8>>> = Vec::new();
+            let mut id = first_id;
+            for (n, ((body_len, seed), _)) in frames.iter().enumerate() {
+                id = match scheme {
+                    IdScheme::Constant(c) => c,
+                    IdScheme::Step(step) if n > 0 => id.wrapping_add(step),
+                    IdScheme::Step(_) => id,
+                    IdScheme::Random => seed ^ (n as u8).wrapping_mul(97),
+                };
+                // No two frames are bit-identical: each has its own seed.
+                let jpeg = fake_jpeg(*body_len, first_id.wrapping_add(n as u8));
+                sources.push(jpeg.clone());
+                per_frame.push(fragment_frame(&jpeg, id, 64));
+            }
+            let mut arrivals = Vec::new();
+            for (n, (_, dice)) in frames.iter().enumerate() {
+                let mut these = per_frame[n].clone();
+                for &(roll, back, which, at) in dice {
+                    match roll {
+                        0 => {
+                            let i = which.index(these.len());
+                            if i + 1 < these.len() {
+                                these.swap(i, i + 1);
+                            }
+                        }
+                        1 | 2 if back <= n => {
+                            let copy = which.get(&per_frame[n - back]).clone();
+                            these.insert(at.index(these.len() + 1), copy);
+                        }
+                        _ => {}
+                    }
+                }
+                arrivals.extend(these);
+            }
+            (sources, per_frame, arrivals)
+        })
+}
+
+/// Source frames, and the arrivals as (frame number, datagram).
+type NumberedArrivals = (Vec<Vec<u8>>, Vec<(usize, Vec<u8>)>);
+
+/// A stream with any id scheme on a link that loses, duplicates and swaps
+/// fragments; every frame has its own size, as consecutive frames of a real
+/// picture do.
+fn lossy_scope_stream() -> impl Strategy<Value = NumberedArrivals> {
+    let dice = proptest::collection::vec((0u8..12, any::<proptest::sample::Index>()), 1..12);
+    (
+        id_scheme(),
+        proptest::collection::vec((any::<u8>(), dice), 1..40),
+    )
+        .prop_map(|(scheme, frames)| {
+            let mut sources = Vec::new();
+            let mut arrivals = Vec::new();
+            let mut id = 0u8;
+            for (n, (seed, dice)) in frames.into_iter().enumerate() {
+                id = match scheme {
+                    IdScheme::Constant(c) => c,
+                    IdScheme::Step(step) => id.wrapping_add(step),
+                    IdScheme::Random => seed,
+                };
+                // Distinct sizes: 100 + 3n bytes of body.
+                let jpeg = fake_jpeg(100 + 3 * n, seed);
+                let mut frags: Vec<Option<Vec<u8>>> = fragment_frame(&jpeg, id, 50)
+                    .into_iter()
+                    .map(Some)
+                    .collect();
+                for (roll, which) in dice {
+                    let i = which.index(frags.len());
+                    match roll {
+                        0 => frags[i] = None,
+                        1 if i + 1 < frags.len() => frags.swap(i, i + 1),
+                        2 => {
+                            let copy = frags[i].clone();
+                            frags.push(copy);
+                        }
+                        _ => {}
+                    }
+                }
+                arrivals.extend(frags.into_iter().flatten().map(|d| (n, d)));
+                sources.push(jpeg);
+            }
+            (sources, arrivals)
+        })
+}
+
+proptest! {
+    /// Whatever the ids, duplicates never make a damaged picture and never
+    /// cost a frame when nothing is lost.
+    #[test]
+    fn duplicates_never_damage_or_lose_a_frame((sources, fragments, arrivals) in duplicating_stream()) {
+        let mut r = reassembler();
+        let mut now = Instant::now();
+        let mut delivered = Vec::new();
+        for datagram in &arrivals {
+            now += MS;
+            if let Some(frame) = push(&mut r, datagram, now) {
+                let n = sources.iter().position(|s| *s == frame.jpeg);
+                prop_assert!(n.is_some(), "a frame that was never sent");
+                delivered.extend(n);
+                r.recycle(frame.jpeg);
+            }
+        }
+        // A frame may only be missed if a fragment of it is byte-identical to
+        // the one at the same index of an earlier frame with the same id and
+        // size: then it cannot be told from a duplicate of that frame.
+        let ambiguous = |n: usize| {
+            (0..n).any(|m| fragments[m].iter().any(|d| fragments[n].contains(d)))
+        };
+        let expected: Vec<usize> = (0..sources.len()).filter(|&n| !ambiguous(n)).collect();
+        prop_assert!(delivered.windows(2).all(|w| w[0] < w[1]), "{:?}", delivered);
+        let kept: Vec<usize> = delivered.iter().copied().filter(|n| expected.contains(n)).collect();
+        prop_assert_eq!(kept, expected.clone());
+        if expected.len() == sources.len() {
+            prop_assert_eq!(r.drops().total(), 0);
+        }
+    }
+
+    /// Whatever the ids and the losses: only frames that were sent come out,
+    /// and every frame that arrived whole does.
+    #[test]
+    fn lossy_scope_streams_deliver_only_and_all_whole_frames((sources, arrivals) in lossy_scope_stream()) {
+        let mut r = reassembler();
+        let mut now = Instant::now();
+        let mut delivered = std::collections::BTreeSet::new();
+        for (_, datagram) in &arrivals {
+            now += MS;
+            if let Some(frame) = push(&mut r, datagram, now) {
+                let n = sources.iter().position(|s| *s == frame.jpeg);
+                prop_assert!(n.is_some(), "a frame that was never sent");
+                delivered.extend(n);
+                r.recycle(frame.jpeg);
+            }
+        }
+        for (n, source) in sources.iter().enumerate() {
+            let fragments = fragment_frame(source, 0, 50).len();
+            let arrived: std::collections::BTreeSet<usize> = arrivals
+                .iter()
+                .filter(|(m, _)| *m == n)
+                .map(|(_, d)| usize::from(Fragment::parse(d).unwrap().header.index))
+                .collect();
+            if arrived.len() == fragments {
+                prop_assert!(delivered.contains(&n), "frame {} arrived whole but was not delivered", n);
+            }
+        }
     }
 }
