@@ -61,10 +61,17 @@ use std::time::{Duration, Instant};
 use crate::protocol::video::FORMAT_MJPEG;
 use crate::protocol::{Fragment, FragmentKind};
 
-/// How many trailing `0x00` bytes after the JPEG end marker (FF D9) are
-/// accepted as padding and trimmed off. Some encoders pad frames to a word
-/// boundary; a longer run of zeros means the frame is not what it claims.
-pub const MAX_TRAILING_PADDING: usize = 16;
+/// How many bytes after the JPEG's end-of-image marker (FF D9) a frame may
+/// carry within its announced size; they are cut off before delivery.
+///
+/// Some scopes pad each JPEG with filler (zeros, or whatever was left in the
+/// buffer): hardware encoders round their output up to a word, a 512-byte
+/// sector or a 4 KiB page, and the reference clients' decoders ignore what
+/// follows the end marker. 4 KiB covers a whole page of padding while
+/// staying a small part of any real frame (a 640x480 JPEG is tens of KiB)
+/// and under three fragments; a frame with more after its end is mostly
+/// something else and is dropped as `NotJpeg`.
+pub const MAX_TRAILING_PADDING: usize = 4096;
 
 /// Bounds on what the reassembler accepts and keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +116,8 @@ pub enum DropReason {
     /// `max_frames_in_flight` were open, or a second, different start
     /// fragment came with the same id and size.
     Superseded,
-    /// Does not start with FF D8 or does not end with FF D9.
+    /// Does not walk as a JPEG from FF D8 to its end marker FF D9, or has
+    /// more than [`MAX_TRAILING_PADDING`] bytes after that marker.
     NotJpeg,
     /// Header byte 2 is not 1 (MJPEG).
     UnsupportedFormat,
@@ -204,7 +212,8 @@ impl fmt::Display for DropCounts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompleteFrame {
     pub frame_id: u8,
-    /// Starts with FF D8, ends with FF D9 (trailing zero padding trimmed).
+    /// A JPEG that walks from FF D8 to its end marker FF D9 and stops there
+    /// (filler after the marker is cut off).
     /// Hand it back with [`Reassembler::recycle`] when done.
     pub jpeg: Vec<u8>,
 }
@@ -490,18 +499,17 @@ fn append_within(buf: &mut Vec<u8>, bytes: &[u8], limit: usize) {
     buf.extend_from_slice(bytes);
 }
 
-/// Walks the JPEG to its end-of-image marker and trims up to
-/// [`MAX_TRAILING_PADDING`] zero bytes after it. False if it is not a JPEG.
+/// Walks the JPEG to its true end-of-image marker and cuts off what follows,
+/// up to [`MAX_TRAILING_PADDING`] bytes of anything. False if it does not
+/// walk as a JPEG or more follows.
 fn trim_to_jpeg(jpeg: &mut Vec<u8>) -> bool {
-    let Ok(end) = crate::jpeg::end_of_image(jpeg) else {
-        return false;
-    };
-    let padding = jpeg.get(end..).unwrap_or_default();
-    if padding.len() > MAX_TRAILING_PADDING || padding.iter().any(|&b| b != 0) {
-        return false;
+    match crate::jpeg::end_of_image(jpeg) {
+        Ok(end) if jpeg.len() - end <= MAX_TRAILING_PADDING => {
+            jpeg.truncate(end);
+            true
+        }
+        _ => false,
     }
-    jpeg.truncate(end);
-    true
 }
 
 /// Fragments in, complete JPEG frames out. See the module docs.

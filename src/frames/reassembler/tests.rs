@@ -492,19 +492,49 @@ fn frame_without_start_or_end_marker_is_not_jpeg() {
 }
 
 #[test]
-fn short_zero_padding_after_end_marker_is_trimmed() {
-    let mut r = reassembler();
-    let now = Instant::now();
+fn filler_after_the_end_marker_is_cut_off_up_to_the_bound() {
     let jpeg = fake_jpeg(50, 3);
+    let fillers: [(&str, Vec<u8>); 5] = [
+        ("zeros", vec![0; 16]),
+        ("one byte", vec![0xAA]),
+        ("a second end marker", vec![0xFF, 0xD9]),
+        (
+            "a new start marker and junk",
+            b"\xFF\xD8\xFF\xE0junk".to_vec(),
+        ),
+        ("the bound exactly", vec![0x5A; MAX_TRAILING_PADDING]),
+    ];
+    for (id, (name, filler)) in fillers.iter().enumerate() {
+        let mut r = reassembler();
+        let mut padded = jpeg.clone();
+        padded.extend(filler);
+        let frames = push_all(
+            &mut r,
+            &fragment_frame(&padded, id as u8, 1000),
+            Instant::now(),
+        );
+        assert_eq!(frames.len(), 1, "{name}");
+        assert_eq!(frames[0].jpeg, jpeg, "{name}");
+    }
+    let mut r = reassembler();
     let mut padded = jpeg.clone();
-    padded.extend_from_slice(&[0; MAX_TRAILING_PADDING]);
-    assert_eq!(
-        push_all(&mut r, &fragment_frame(&padded, 1, 20), now)[0].jpeg,
-        jpeg
-    );
-    padded.push(0);
-    assert!(push_all(&mut r, &fragment_frame(&padded, 2, 20), now).is_empty());
+    padded.extend(vec![0; MAX_TRAILING_PADDING + 1]);
+    assert!(push_all(&mut r, &fragment_frame(&padded, 9, 1000), Instant::now()).is_empty());
     assert_eq!(r.drops().get(DropReason::NotJpeg), 1);
+}
+
+#[test]
+fn an_end_marker_inside_an_app_segment_is_not_the_end() {
+    // APP1 holding FF D9 (as an EXIF thumbnail does), then the real picture:
+    // cutting at the first FF D9 would deliver a broken JPEG.
+    let scan = fake_jpeg(40, 1);
+    let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x06, 0xFF, 0xD9, 0xFF, 0xD8];
+    jpeg.extend(&scan[2..]);
+    let mut padded = jpeg.clone();
+    padded.extend([0x11; 100]);
+    let mut r = reassembler();
+    let frames = push_all(&mut r, &fragment_frame(&padded, 1, 30), Instant::now());
+    assert_eq!(frames[0].jpeg, jpeg);
 }
 
 #[test]
