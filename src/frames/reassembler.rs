@@ -11,14 +11,18 @@
 //!
 //! Each fragment is judged in this order (full reasoning: docs/protocol.md):
 //! 1. Byte-identical (by a 64-bit hash) to the fragment at the same index of
-//!    a recently closed frame with the same key: a duplicate of a frame that
-//!    is already done, ignored. So a repeated fragment of a delivered frame
-//!    can never land in the next frame, even one with the same id and size.
+//!    a recently closed frame with the same key: a repeat. It never goes
+//!    into a different frame, so a duplicated fragment of a delivered frame
+//!    cannot damage the next one, even one with the same id and size. A
+//!    repeated start fragment opens a *repeat* frame that takes only that
+//!    closed frame's fragments: it becomes an exact copy (delivered again:
+//!    scopes do send the same picture twice) or is forgotten uncounted.
 //! 2. A frame with its key is in flight: a fragment for a new index is
 //!    stored; one for an index it already has is ignored if identical, and
 //!    otherwise proves that two different frames share the key, so that
 //!    frame is dropped (`Superseded` for a second start fragment, else
-//!    `InconsistentHeader`) rather than risk a picture made of two.
+//!    `InconsistentHeader`) rather than risk a picture made of two. A repeat
+//!    in flight gives way to a fragment that is not a repeat.
 //! 3. No frame with its key in flight: a key that was recently dropped
 //!    unfinished is held back (its missing fragments may still arrive and
 //!    could not be told from a new frame's); otherwise the fragment opens a
@@ -28,16 +32,17 @@
 //!
 //! Frames are ordered by when they were opened: delivering one supersedes
 //! those opened before it (the reference clients drop an unfinished frame
-//! when the next one starts), and when `max_frames_in_flight` are open the
-//! oldest makes room. Closed frames are remembered (their key and fragment
-//! hashes, up to [`CLOSED_FRAMES_REMEMBERED`] of them) for `frame_timeout`.
+//! when the next one starts), and when `max_frames_in_flight` are open a
+//! repeat, else the oldest, makes room. Closed frames are remembered (their
+//! key and fragment hashes, up to [`CLOSED_FRAMES_REMEMBERED`] of them) for
+//! `frame_timeout`.
 //!
-//! What stays ambiguous: two different frames with the same id *and* size
-//! whose fragments mix, where the first lost its start fragment. Consecutive
-//! frames of a real picture practically never have the same size.
-//! Bit-identical consecutive frames (same id, size and bytes) look like a
-//! duplicate and are delivered once per `frame_timeout`; the picture is the
-//! same either way.
+//! What stays ambiguous, only between frames with the same id *and* size
+//! (consecutive frames of a real picture practically never have the same
+//! size): a new frame whose fragment equals the previous frame's at the same
+//! index takes it for a repeat and is lost; and if the first of two such
+//! frames lost its start fragment and the second's start comes before any
+//! of its other fragments, the two are assembled as one.
 //!
 //! # Memory
 //!
@@ -323,6 +328,10 @@ struct FrameInProgress {
     /// Once closed: when, and whether every fragment had arrived.
     closed_at: Instant,
     finished: bool,
+    /// A repeat of the closed frame opened as this number: it takes only
+    /// fragments identical to that frame's, so it can only ever become an
+    /// exact copy of it; dropped without being counted.
+    echo_of: Option<u64>,
 }
 
 impl FrameInProgress {
@@ -341,6 +350,7 @@ impl FrameInProgress {
             segments: Vec::new(),
             closed_at: now,
             finished: false,
+            echo_of: None,
         }
     }
 
@@ -365,6 +375,7 @@ impl FrameInProgress {
         self.data.clear();
         self.segments.clear();
         self.finished = false;
+        self.echo_of = None;
     }
 
     /// Checks `fragment` against what this frame already knows and stores
@@ -568,14 +579,7 @@ impl Reassembler {
         let key = FrameKey::of(fragment);
         let index = fragment.header.index;
         let fingerprint = fingerprint(fragment.payload);
-        if self.repeats_closed_fragment(key, index, fingerprint, now) {
-            return None;
-        }
-        let position = match self.position_of(key) {
-            Some(position) => position,
-            None if self.held_back(key, now) => return None,
-            None => self.open_frame(key, announced, now),
-        };
+        let position = self.place(key, announced, index, fingerprint, now)?;
         let frame = self.in_flight.get_mut(position)?;
         match frame.accept(fragment, fingerprint, self.limits.max_fragments) {
             Ok(Progress::Waiting | Progress::Duplicate) => None,
@@ -617,7 +621,9 @@ impl Reassembler {
     /// held against new fragments. Counters and buffers are kept.
     pub fn reset_stream(&mut self) {
         while let Some(mut frame) = self.in_flight.pop() {
-            self.drops.add(DropReason::Incomplete);
+            if frame.echo_of.is_none() {
+                self.drops.add(DropReason::Incomplete);
+            }
             self.recycle(std::mem::take(&mut frame.data));
             self.keep_spare(frame);
         }
@@ -675,16 +681,61 @@ impl Reassembler {
             .filter(move |r| now.saturating_duration_since(r.closed_at) < timeout)
     }
 
-    /// True if a recently closed frame with this key had this very fragment.
-    fn repeats_closed_fragment(
+    /// The frame in flight a fragment goes to, opening one if the rules in
+    /// the module docs say so; `None` if the fragment is to be ignored.
+    fn place(
+        &mut self,
+        key: FrameKey,
+        announced: usize,
+        index: u16,
+        fingerprint: u64,
+        now: Instant,
+    ) -> Option<usize> {
+        let repeated = self.closed_frame_with(key, index, fingerprint, now);
+        if let Some(position) = self.position_of(key) {
+            match self.in_flight.get(position)?.echo_of {
+                None if repeated.is_some() => return None,
+                None => return Some(position),
+                Some(echoed) if self.closed_frame_had(echoed, index, fingerprint, now) => {
+                    return Some(position);
+                }
+                // Not a repeat after all: a new frame with the same key.
+                Some(_) => self.drop_frame(position, DropReason::Superseded, now),
+            }
+        }
+        match repeated {
+            Some(echoed) if index == 0 => {
+                let position = self.open_frame(key, announced, now);
+                if let Some(frame) = self.in_flight.get_mut(position) {
+                    frame.echo_of = Some(echoed);
+                }
+                Some(position)
+            }
+            Some(_) => None,
+            None if self.held_back(key, now) => None,
+            None => Some(self.open_frame(key, announced, now)),
+        }
+    }
+
+    /// The most recent closed frame with this key that had this very
+    /// fragment, by its opening number.
+    fn closed_frame_with(
         &self,
         key: FrameKey,
         index: u16,
         fingerprint: u64,
         now: Instant,
-    ) -> bool {
+    ) -> Option<u64> {
         self.recently_closed(now)
-            .any(|r| r.key == key && r.fingerprint_of(index) == Some(fingerprint))
+            .filter(|r| r.key == key && r.fingerprint_of(index) == Some(fingerprint))
+            .map(|r| r.opened)
+            .max()
+    }
+
+    /// True if the closed frame opened as `opened` had this very fragment.
+    fn closed_frame_had(&self, opened: u64, index: u16, fingerprint: u64, now: Instant) -> bool {
+        self.recently_closed(now)
+            .any(|r| r.opened == opened && r.fingerprint_of(index) == Some(fingerprint))
     }
 
     /// True if a frame with this key was recently dropped unfinished: its
@@ -732,18 +783,26 @@ impl Reassembler {
         self.in_flight.len() - 1
     }
 
+    /// The repeat opened first, else the frame opened first.
     fn oldest_in_flight(&self) -> Option<usize> {
         self.in_flight
             .iter()
             .enumerate()
-            .min_by_key(|(_, f)| f.opened)
+            .min_by_key(|(_, f)| (f.echo_of.is_none(), f.opened))
             .map(|(position, _)| position)
     }
 
-    /// Counts a dropped frame and closes it.
+    /// Counts a dropped frame and closes it. A repeat of a closed frame is
+    /// only forgotten: it was made of duplicates, nothing was lost.
     fn drop_frame(&mut self, position: usize, reason: DropReason, now: Instant) {
-        if position < self.in_flight.len() {
-            let frame = self.in_flight.swap_remove(position);
+        if position >= self.in_flight.len() {
+            return;
+        }
+        let mut frame = self.in_flight.swap_remove(position);
+        if frame.echo_of.is_some() {
+            self.recycle(std::mem::take(&mut frame.data));
+            self.keep_spare(frame);
+        } else {
             self.drops.add(reason);
             self.close(frame, false, now);
         }
@@ -779,6 +838,7 @@ impl Reassembler {
         let (mut jpeg, leftover) = frame.take_jpeg(spare);
         self.recycle(leftover);
         let (frame_id, opened) = (frame.key.id, frame.opened);
+        let repeat = frame.echo_of.is_some();
         self.close(frame, true, now);
         if !trim_to_jpeg(&mut jpeg) {
             self.drops.add(DropReason::NotJpeg);
@@ -786,7 +846,10 @@ impl Reassembler {
             return None;
         }
         self.frames_completed += 1;
-        self.supersede_frames_opened_before(opened, now);
+        // A repeat says nothing about how far the stream has got.
+        if !repeat {
+            self.supersede_frames_opened_before(opened, now);
+        }
         Some(CompleteFrame { frame_id, jpeg })
     }
 
