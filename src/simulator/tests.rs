@@ -87,6 +87,15 @@ async fn receive_frames(socket: &UdpSocket, frames: usize) -> BTreeMap<u8, Vec<u
         .collect()
 }
 
+/// Sends a button poll and expects QUIET of silence.
+async fn assert_no_answer_to_a_poll(socket: &UdpSocket, control: SocketAddr) {
+    send(socket, &ButtonRequest { counter: 1 }.to_bytes(), control).await;
+    assert!(
+        receive(socket, QUIET).await.is_none(),
+        "a poll was answered"
+    );
+}
+
 async fn poll_button(socket: &UdpSocket, control: SocketAddr, counter: u16) -> ButtonAnswer {
     send(socket, &ButtonRequest { counter }.to_bytes(), control).await;
     let (answer, _) = receive(socket, PATIENCE).await.expect("an answer");
@@ -417,13 +426,7 @@ async fn vanishing_sends_half_a_frame_then_answers_nothing() {
     assert_eq!(of_frame_2, fragment_count.div_ceil(2));
     // Deaf and mute from now on: no stream, no button answers.
     send(&socket, &VideoCommand::Heartbeat.to_bytes(), scope.video).await;
-    send(
-        &socket,
-        &ButtonRequest { counter: 1 }.to_bytes(),
-        scope.control,
-    )
-    .await;
-    assert!(receive(&socket, QUIET).await.is_none());
+    assert_no_answer_to_a_poll(&socket, scope.control).await;
     let stats = scope.shut_down().await;
     assert_eq!(stats.frames_sent, 3);
 }
@@ -536,13 +539,7 @@ async fn a_silent_button_port_answers_no_poll() {
     })
     .await;
     let socket = client().await;
-    send(
-        &socket,
-        &ButtonRequest { counter: 1 }.to_bytes(),
-        scope.control,
-    )
-    .await;
-    assert!(receive(&socket, QUIET).await.is_none());
+    assert_no_answer_to_a_poll(&socket, scope.control).await;
     let stats = scope.shut_down().await;
     assert_eq!((stats.button_polls, stats.button_polls_unanswered), (0, 1));
 }
