@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::latency::{LatencyCounts, LatencyHistogram, Percentiles};
 use crate::frames::DropCounts;
+use crate::snapshot::NotSaved;
 
 /// Everything the bridge counts. Cheap to update from any thread.
 #[derive(Debug, Default)]
@@ -34,6 +35,8 @@ pub struct Stats {
     pub presses: AtomicU64,
     /// Snapshots saved.
     pub snapshots: AtomicU64,
+    /// Presses that saved nothing, by [`NotSaved::index`].
+    pub snapshots_not_saved: [AtomicU64; NotSaved::ALL.len()],
     /// Frames dropped during reassembly, by reason (a copy of the reassembler's).
     pub reassembly_drops: Mutex<DropCounts>,
     /// Time from a frame's completion by the reassembler to its picture being written.
@@ -61,6 +64,11 @@ pub fn read(counter: &AtomicU64) -> u64 {
 }
 
 impl Stats {
+    /// Counts a press that saved nothing.
+    pub fn snapshot_not_saved(&self, reason: NotSaved) {
+        bump(&self.snapshots_not_saved[reason.index()]);
+    }
+
     pub fn set_reassembly_drops(&self, drops: &DropCounts) {
         let mut mine = self
             .reassembly_drops
@@ -92,6 +100,8 @@ impl Stats {
             malformed: read(&self.malformed),
             foreign: read(&self.foreign),
             presses: read(&self.presses),
+            snapshots: read(&self.snapshots),
+            snapshots_not_saved: NotSavedCounts(self.snapshots_not_saved.each_ref().map(read)),
             reassembly_drops: self
                 .reassembly_drops
                 .lock()
@@ -114,10 +124,45 @@ pub struct Totals {
     pub malformed: u64,
     pub foreign: u64,
     pub presses: u64,
+    pub snapshots: u64,
+    pub snapshots_not_saved: NotSavedCounts,
     pub reassembly_drops: DropCounts,
     pub latency: LatencyCounts,
     pub handoff: LatencyCounts,
     pub work_cpu: LatencyCounts,
+}
+
+/// Presses that saved nothing, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NotSavedCounts(pub [u64; NotSaved::ALL.len()]);
+
+impl NotSavedCounts {
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    /// The reasons with a count above zero.
+    pub fn iter(&self) -> impl Iterator<Item = (NotSaved, u64)> + '_ {
+        NotSaved::ALL
+            .into_iter()
+            .map(|reason| (reason, self.0[reason.index()]))
+            .filter(|(_, n)| *n > 0)
+    }
+}
+
+impl fmt::Display for NotSavedCounts {
+    /// `too_soon=3 max_files=1`, or `none`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list: Vec<String> = self
+            .iter()
+            .map(|(reason, n)| format!("{}={n}", reason.label()))
+            .collect();
+        if list.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&list.join(" "))
+        }
+    }
 }
 
 /// The periodic summary line: the rate and the latency percentiles over the last interval
@@ -141,7 +186,8 @@ impl fmt::Display for Summary<'_> {
         write!(
             f,
             "{} frames written; dropped: reassembly {} ({}), undecodable {}, \
-             skipped {}, rejected by output {}; ignored packets: malformed {}, foreign {}; presses {}",
+             skipped {}, rejected by output {}; ignored packets: malformed {}, foreign {}; presses {}, \
+             snapshots {}, not saved {} ({})",
             self.now.frames_written,
             self.now.reassembly_drops.total(),
             self.now.reassembly_drops,
@@ -151,6 +197,9 @@ impl fmt::Display for Summary<'_> {
             self.now.malformed,
             self.now.foreign,
             self.now.presses,
+            self.now.snapshots,
+            self.now.snapshots_not_saved.total(),
+            self.now.snapshots_not_saved,
         )?;
         let pick = |now: &LatencyCounts, before: &LatencyCounts| match self.interval {
             Some(_) => now.since(before),
@@ -203,7 +252,32 @@ mod tests {
         .to_string();
         assert!(line.starts_with("15.0 fps, 250 frames written"), "{line}");
         assert!(line.contains("undecodable 2"), "{line}");
+        assert!(
+            line.contains("presses 0, snapshots 0, not saved 0 (none)"),
+            "{line}"
+        );
         assert!(line.ends_with("; latency n/a"), "{line}");
+    }
+
+    #[test]
+    fn snapshots_not_saved_are_counted_by_reason() {
+        let stats = Stats::default();
+        stats.snapshot_not_saved(NotSaved::TooSoon);
+        stats.snapshot_not_saved(NotSaved::TooSoon);
+        stats.snapshot_not_saved(NotSaved::LowDisk);
+        bump(&stats.snapshots);
+        let now = stats.snapshot();
+        assert_eq!(now.snapshots_not_saved.total(), 3);
+        let line = Summary {
+            now: &now,
+            before: &Totals::default(),
+            interval: None,
+        }
+        .to_string();
+        assert!(
+            line.contains("snapshots 1, not saved 3 (too_soon=2 low_disk=1)"),
+            "{line}"
+        );
     }
 
     #[test]

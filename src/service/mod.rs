@@ -406,7 +406,12 @@ impl Publisher {
                 p50: millis(0.5),
                 p99: millis(0.99),
             },
-            snapshots: crate::bridge::stats::read(&stats.snapshots),
+            snapshots: totals.snapshots,
+            snapshots_not_saved: totals
+                .snapshots_not_saved
+                .iter()
+                .map(|(reason, count)| (reason.label().to_owned(), count))
+                .collect(),
             presses: totals.presses,
             ..self.base.clone()
         };

@@ -91,6 +91,9 @@ pub struct BridgeState {
     pub drops: Drops,
     pub latency_ms: LatencyMs,
     pub snapshots: u64,
+    /// Presses that saved nothing, by reason (too_soon, max_files, max_bytes, low_disk,
+    /// failed, no_good_frame); reasons that never happened are left out.
+    pub snapshots_not_saved: BTreeMap<String, u64>,
     pub presses: u64,
 }
 
@@ -458,6 +461,7 @@ mod tests {
     fn state_file_round_trips_and_has_the_documented_fields() {
         let mut state = camera_state(LinkState::Streaming);
         state.pid = 4242;
+        state.snapshots_not_saved.insert("too_soon".into(), 5);
         state.drops.reassembly = 3;
         state
             .drops
@@ -488,6 +492,7 @@ mod tests {
             "drops",
             "latency_ms",
             "snapshots",
+            "snapshots_not_saved",
             "presses",
         ] {
             assert!(json.get(key).is_some(), "missing {key}: {text}");
