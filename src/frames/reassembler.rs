@@ -31,9 +31,6 @@ use crate::protocol::{Fragment, FragmentKind};
 /// boundary; a longer run of zeros means the frame is not what it claims.
 pub const MAX_TRAILING_PADDING: usize = 16;
 
-const JPEG_START: [u8; 2] = [0xFF, 0xD8];
-const JPEG_END: [u8; 2] = [0xFF, 0xD9];
-
 /// Bounds on what the reassembler accepts and keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReassemblyLimits {
@@ -381,28 +378,18 @@ fn is_newer(a: u8, b: u8) -> bool {
     (a.wrapping_sub(b) as i8) > 0
 }
 
-/// Checks the JPEG markers and trims up to [`MAX_TRAILING_PADDING`] zero
-/// bytes after the end marker. False if it is not a JPEG.
+/// Walks the JPEG to its end-of-image marker and trims up to
+/// [`MAX_TRAILING_PADDING`] zero bytes after it. False if it is not a JPEG.
 fn trim_to_jpeg(jpeg: &mut Vec<u8>) -> bool {
-    if !jpeg.starts_with(&JPEG_START) {
+    let Ok(end) = crate::jpeg::end_of_image(jpeg) else {
+        return false;
+    };
+    let padding = jpeg.get(end..).unwrap_or_default();
+    if padding.len() > MAX_TRAILING_PADDING || padding.iter().any(|&b| b != 0) {
         return false;
     }
-    let padding = jpeg
-        .iter()
-        .rev()
-        .take(MAX_TRAILING_PADDING + 1)
-        .take_while(|&&b| b == 0)
-        .count();
-    if padding > MAX_TRAILING_PADDING {
-        return false;
-    }
-    let end = jpeg.len() - padding;
-    let ends_right = end >= JPEG_START.len() + JPEG_END.len()
-        && jpeg.get(..end).is_some_and(|b| b.ends_with(&JPEG_END));
-    if ends_right {
-        jpeg.truncate(end);
-    }
-    ends_right
+    jpeg.truncate(end);
+    true
 }
 
 /// Fragments in, complete JPEG frames out. See the module docs.

@@ -6,10 +6,24 @@ use std::collections::HashMap;
 
 const MS: Duration = Duration::from_millis(1);
 
-/// FF D8, `body_len` pseudo-random bytes derived from `seed`, FF D9.
+/// A JPEG as the walker sees one: FF D8, a scan header, `body_len` pseudo-random
+/// bytes derived from `seed` as entropy-coded data (no FF in them), FF D9.
 fn fake_jpeg(body_len: usize, seed: u8) -> Vec<u8> {
-    let mut jpeg = vec![0xFF, 0xD8];
-    jpeg.extend((0..body_len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)));
+    let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02];
+    jpeg.extend((0..body_len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed).min(0xFE)));
+    jpeg.extend_from_slice(&[0xFF, 0xD9]);
+    jpeg
+}
+
+/// A JPEG whose scan holds `data`, FF bytes stuffed as an encoder would.
+fn jpeg_with_scan(data: &[u8]) -> Vec<u8> {
+    let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02];
+    for &byte in data {
+        jpeg.push(byte);
+        if byte == 0xFF {
+            jpeg.push(0);
+        }
+    }
     jpeg.extend_from_slice(&[0xFF, 0xD9]);
     jpeg
 }
@@ -642,9 +656,7 @@ fn shuffled_frame() -> impl Strategy<Value = (Vec<u8>, Vec<Vec<u8>>)> {
         any::<u8>(),
     )
         .prop_flat_map(|(body, max_payload, id)| {
-            let mut jpeg = vec![0xFF, 0xD8];
-            jpeg.extend(body);
-            jpeg.extend([0xFF, 0xD9]);
+            let jpeg = jpeg_with_scan(&body);
             let frags = fragment_frame(&jpeg, id, max_payload);
             let n = frags.len();
             let order = Just((0..n).collect::<Vec<_>>()).prop_shuffle();
@@ -821,8 +833,8 @@ proptest! {
             };
             if let Some(frame) = r.push(&fragment, now) {
                 delivered += 1;
-                prop_assert!(frame.jpeg.starts_with(&JPEG_START));
-                prop_assert!(frame.jpeg.ends_with(&JPEG_END));
+                prop_assert!(frame.jpeg.starts_with(&crate::jpeg::START_OF_IMAGE));
+                prop_assert!(frame.jpeg.ends_with(&crate::jpeg::END_OF_IMAGE));
                 prop_assert!(frame.jpeg.len() <= limits.max_frame_bytes);
                 r.recycle(frame.jpeg);
             }
