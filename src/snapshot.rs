@@ -97,10 +97,6 @@ impl NotSaved {
             NotSaved::NoGoodFrame => "no_good_frame",
         }
     }
-
-    pub fn index(self) -> usize {
-        self as usize
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,7 @@ use super::BridgeObserver;
 use super::idle::{IdleFrame, IdleSchedule};
 use super::mailbox::{Mailbox, Taken};
 use super::stats::{Stats, bump, read};
-use crate::decode::Decoder;
+use crate::decode::{DecodeError, Decoder, Refusal};
 use crate::decode::{YuyvFrame, yuyv_to_jpeg};
 use crate::frames::CompleteFrame;
 use crate::picture::Framer;
@@ -103,6 +103,8 @@ pub struct FramePath {
     pub snapshot_requests: Arc<SnapshotRequests>,
     /// What the snapshot side has logged, so that it logs changes, not every press.
     pub snapshot_log: SnapshotLog,
+    /// Kinds of refused frames already logged: each is logged once, then counted.
+    pub logged_refusals: Vec<Refusal>,
     pub stats: Arc<Stats>,
     pub frame_limit: Option<u64>,
     /// Buffers go back to the reassembler for reuse.
@@ -276,7 +278,35 @@ impl FramePath {
         step
     }
 
+    /// Counts a frame that is not written because it did not decode or was refused before
+    /// decoding. Logs the first undecodable frame and the first refusal of each kind only.
+    fn drop_frame(&mut self, e: &DecodeError) {
+        if let Some(refusal) = e.refusal() {
+            self.stats.refused.add(refusal, 1);
+            if !self.logged_refusals.contains(&refusal) {
+                self.logged_refusals.push(refusal);
+                warn!("dropping a frame: {e}; further ones are counted in the summary");
+            }
+            return;
+        }
+        let errors = self.stats.decode_errors.fetch_add(1, Ordering::Relaxed);
+        if errors == 0 {
+            warn!(
+                "dropping a frame that does not decode ({e}); further ones are counted in the summary"
+            );
+        } else {
+            debug!("dropping undecodable frame: {e}");
+        }
+    }
+
     fn write(&mut self, jpeg: &[u8], completed_at: Instant) -> Result<Step, SinkError> {
+        // What no scope sends (progressive, arithmetic, lossless or hierarchical JPEGs,
+        // pictures beyond the size limit) is refused from its frame header, before any
+        // decoding, whatever the output: pass-through outputs included.
+        if let Err(e) = crate::decode::check_header(jpeg) {
+            self.drop_frame(&e);
+            return Ok(Step::Continue);
+        }
         let decoded = match &mut self.camera {
             // A JPEG camera takes the frame as is; the sink checks its size.
             Some(Camera { jpeg: Some(_), .. }) => None,
@@ -288,14 +318,7 @@ impl FramePath {
         let yuyv = match decoded.transpose() {
             Ok(picture) => picture,
             Err(e) => {
-                let errors = self.stats.decode_errors.fetch_add(1, Ordering::Relaxed);
-                if errors == 0 {
-                    warn!(
-                        "dropping a frame that does not decode ({e}); further ones are counted in the summary"
-                    );
-                } else {
-                    debug!("dropping undecodable frame: {e}");
-                }
+                self.drop_frame(&e);
                 // Never a snapshot: pending presses wait for a frame that decodes.
                 return Ok(Step::Continue);
             }
@@ -352,8 +375,9 @@ impl FramePath {
         let now = Instant::now();
         let (expired, waiting) = self.snapshot_requests.expire(now);
         if expired > 0 {
-            self.stats.snapshots_not_saved[NotSaved::NoGoodFrame.index()]
-                .fetch_add(expired as u64, Ordering::Relaxed);
+            self.stats
+                .snapshots_not_saved
+                .add(NotSaved::NoGoodFrame, expired as u64);
             if !std::mem::replace(&mut self.snapshot_log.told_expired, true) {
                 warn!(
                     "{expired} button press(es) saved nothing: no picture that decodes came \
@@ -367,7 +391,7 @@ impl FramePath {
         }
         if self.snapshots.too_soon(now) {
             self.snapshot_requests.take_one(now);
-            self.stats.snapshot_not_saved(NotSaved::TooSoon);
+            self.stats.snapshots_not_saved.add(NotSaved::TooSoon, 1);
             if !std::mem::replace(&mut self.snapshot_log.told_too_soon, true) {
                 info!(
                     "a button press came too soon after the last snapshot and saved nothing; \
@@ -396,7 +420,7 @@ impl FramePath {
             }
             Err(e) => {
                 let reason = e.reason();
-                self.stats.snapshot_not_saved(reason);
+                self.stats.snapshots_not_saved.add(reason, 1);
                 if self.snapshot_log.refusing.replace(reason) != Some(reason) {
                     warn!("{e}; further refusals are counted in the status");
                 } else {
@@ -502,6 +526,7 @@ mod tests {
             ),
             snapshot_requests: Arc::new(SnapshotRequests::default()),
             snapshot_log: SnapshotLog::default(),
+            logged_refusals: Vec::new(),
             stats: Arc::new(Stats::default()),
             frame_limit: None,
             recycle,
@@ -864,7 +889,7 @@ mod tests {
             assert_eq!(snapshot_files(dir.path()).len(), 1, "{pass_through}");
             assert_eq!(read(&stats.snapshots), 1);
             assert_eq!(
-                read(&stats.snapshots_not_saved[NotSaved::TooSoon.index()]),
+                stats.snapshots_not_saved.get(NotSaved::TooSoon),
                 5,
                 "pass_through={pass_through}"
             );

@@ -178,6 +178,7 @@ pub async fn run_observed(
         snapshots,
         snapshot_requests: snapshot_requests.clone(),
         snapshot_log: Default::default(),
+        logged_refusals: Vec::new(),
         stats: stats.clone(),
         frame_limit,
         recycle: recycle_tx,

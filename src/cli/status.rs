@@ -246,9 +246,18 @@ pub fn render(entries: &[Entry]) -> String {
         );
         let d = &s.drops;
         let reasons = by_reason("", &d.reassembly_reasons);
+        let refused = if d.refused == 0 {
+            String::new()
+        } else {
+            format!(
+                ", refused {}{}",
+                d.refused,
+                by_reason("", &d.refused_reasons)
+            )
+        };
         let _ = writeln!(
             out,
-            "  drops: reassembly {}{reasons}, undecodable {}, skipped {}, rejected by output {}",
+            "  drops: reassembly {}{reasons}, undecodable {}{refused}, skipped {}, rejected by output {}",
             d.reassembly, d.undecodable, d.skipped, d.rejected_by_output
         );
         let not_saved = by_reason("not saved: ", &s.snapshots_not_saved);
@@ -328,11 +337,20 @@ mod tests {
     }
 
     #[test]
-    fn refused_snapshots_are_shown_by_reason() {
+    fn refused_frames_and_snapshots_are_shown_by_reason() {
         let mut e = entry(false);
         e.state.snapshots_not_saved.insert("too_soon".into(), 7);
         e.state.snapshots_not_saved.insert("max_files".into(), 2);
+        e.state.drops.refused = 9;
+        e.state
+            .drops
+            .refused_reasons
+            .insert("progressive".into(), 9);
         let text = render(&[e]);
+        assert!(
+            text.contains("undecodable 0, refused 9 (progressive=9), skipped 0"),
+            "{text}"
+        );
         assert!(
             text.contains("snapshots 1 (not saved: max_files=2 too_soon=7), presses 1"),
             "{text}"

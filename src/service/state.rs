@@ -44,6 +44,10 @@ pub struct Drops {
     pub reassembly: u64,
     pub reassembly_reasons: BTreeMap<String, u64>,
     pub undecodable: u64,
+    /// Refused before decoding, in total and by reason (too_large, progressive,
+    /// arithmetic, lossless, hierarchical, precision): what no scope sends.
+    pub refused: u64,
+    pub refused_reasons: BTreeMap<String, u64>,
     /// Replaced by a newer frame before the frame path took them (it fell behind).
     pub skipped: u64,
     pub rejected_by_output: u64,
