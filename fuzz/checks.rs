@@ -6,7 +6,7 @@
 
 use scopecam::button::ButtonTracker;
 use scopecam::button::MAX_PRESSES_PER_POLL;
-use scopecam::decode::{Decoder, MAX_DIMENSION};
+use scopecam::decode::{Decoder, MAX_SCOPE_HEIGHT, MAX_SCOPE_WIDTH};
 use scopecam::frames::{Reassembler, ReassemblyLimits};
 use scopecam::picture::{Framer, Geometry, Placement, Rotation};
 use scopecam::protocol::ButtonAnswer;
@@ -100,7 +100,7 @@ pub fn button(data: &[u8]) {
 /// JPEG. Seeded with real scope-like frames (fuzz/corpus/decode).
 ///
 /// What must hold: no panic escapes (the decoder contains zune-jpeg's own);
-/// a decoded frame has an even width, at most MAX_DIMENSION, and exactly
+/// a decoded frame has an even width, at most MAX_SCOPE_WIDTH x MAX_SCOPE_HEIGHT, and exactly
 /// width * 2 * height bytes; a framed picture always has the camera's size.
 pub fn decode(data: &[u8]) {
     let Some((&choice, jpeg)) = data.split_first() else {
@@ -109,7 +109,7 @@ pub fn decode(data: &[u8]) {
     let mut decoder = Decoder::new();
     if let Ok(frame) = decoder.decode(jpeg) {
         assert_eq!(frame.width % 2, 0);
-        assert!(frame.width <= MAX_DIMENSION && frame.height <= MAX_DIMENSION);
+        assert!(frame.width <= MAX_SCOPE_WIDTH && frame.height <= MAX_SCOPE_HEIGHT);
         assert_eq!(
             frame.data.len(),
             frame.width as usize * 2 * frame.height as usize

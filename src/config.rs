@@ -16,6 +16,7 @@ use crate::protocol::{DEFAULT_CONTROL_PORT, DEFAULT_SCOPE_ADDR, DEFAULT_VIDEO_PO
 #[cfg(test)]
 use crate::sinks::V4l2Target;
 use crate::sinks::{CameraFormat, SinkSpec};
+use crate::snapshot::SnapshotLimits;
 
 /// Where the service looks for its configuration unless told otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/scopecam/config.toml";
@@ -33,6 +34,8 @@ pub struct Settings {
     pub interface: Option<String>,
     pub output: SinkSpec,
     pub snapshot_dir: Option<PathBuf>,
+    /// How often and how much the button may save.
+    pub snapshot_limits: SnapshotLimits,
     pub fps_hint: u32,
     pub heartbeat_interval: Duration,
     pub button_poll_interval: Duration,
@@ -77,6 +80,10 @@ struct RawSettings {
     interface: String,
     output: String,
     snapshot_dir: String,
+    snapshot_min_interval_ms: u64,
+    snapshot_max_files: u64,
+    snapshot_max_mib: u64,
+    snapshot_min_free_mib: u64,
     fps_hint: u32,
     heartbeat_interval_ms: u64,
     button_poll_interval_ms: u64,
@@ -109,6 +116,10 @@ impl Default for RawSettings {
             interface: String::new(),
             output: "null".into(),
             snapshot_dir: String::new(),
+            snapshot_min_interval_ms: 500,
+            snapshot_max_files: 1000,
+            snapshot_max_mib: 512,
+            snapshot_min_free_mib: 256,
             fps_hint: 30,
             heartbeat_interval_ms: 500,
             button_poll_interval_ms: 100,
@@ -333,6 +344,7 @@ impl RawSettings {
     fn validate(self) -> Result<Settings, ConfigError> {
         self.validate_camera()?;
         let format = self.camera_format()?;
+        let snapshot_limits = self.snapshot_limits()?;
         let scope = self.scope.parse::<Ipv4Addr>().map_err(|_| {
             bad(
                 "scope",
@@ -378,6 +390,7 @@ impl RawSettings {
             interface,
             output,
             snapshot_dir: non_empty(self.snapshot_dir).map(PathBuf::from),
+            snapshot_limits,
             fps_hint: self.fps_hint,
             heartbeat_interval: millis(
                 "heartbeat_interval_ms",
@@ -412,6 +425,33 @@ impl RawSettings {
             key: self.key,
             address_timeout: seconds("address_timeout_s", self.address_timeout_s, 1, 120)?,
             probe_timeout: seconds("probe_timeout_s", self.probe_timeout_s, 1, 30)?,
+        })
+    }
+
+    /// The bounds on button snapshots.
+    fn snapshot_limits(&self) -> Result<SnapshotLimits, ConfigError> {
+        let in_range = |key: &'static str, value: u64, min: u64, max: u64| {
+            if (min..=max).contains(&value) {
+                Ok(value)
+            } else {
+                Err(bad(key, format!("{value} is outside {min}..={max}")))
+            }
+        };
+        Ok(SnapshotLimits {
+            min_interval: millis(
+                "snapshot_min_interval_ms",
+                self.snapshot_min_interval_ms,
+                0,
+                3_600_000,
+            )?,
+            max_files: in_range("snapshot_max_files", self.snapshot_max_files, 1, 1_000_000)?,
+            max_bytes: in_range("snapshot_max_mib", self.snapshot_max_mib, 1, 1 << 20)? << 20,
+            min_free_bytes: in_range(
+                "snapshot_min_free_mib",
+                self.snapshot_min_free_mib,
+                0,
+                1 << 20,
+            )? << 20,
         })
     }
 
@@ -553,6 +593,8 @@ mod tests {
         assert_eq!(s.heartbeat_interval, Duration::from_millis(500));
         assert_eq!(s.button_poll_interval, Duration::from_millis(100));
         assert_eq!(s.format, CameraFormat::Yuyv);
+        assert_eq!(s.snapshot_limits, SnapshotLimits::default());
+        assert_eq!(s.snapshot_limits.max_bytes, 512 << 20);
     }
 
     #[test]
@@ -645,6 +687,13 @@ mod tests {
             ("format = \"mjpeg\"\nmirror = true\n", "format"),
             ("address_timeout_s = 0\n", "address_timeout_s"),
             ("probe_timeout_s = 31\n", "probe_timeout_s"),
+            ("snapshot_max_files = 0\n", "snapshot_max_files"),
+            ("snapshot_max_mib = 0\n", "snapshot_max_mib"),
+            ("snapshot_min_free_mib = -1\n", "snapshot_min_free_mib"),
+            (
+                "snapshot_min_interval_ms = 3600001\n",
+                "snapshot_min_interval_ms",
+            ),
         ] {
             let err = load_file(contents, &[], &Overrides::default()).unwrap_err();
             assert!(err.to_string().contains(key), "{contents}: {err}");

@@ -11,7 +11,8 @@ fn main() -> std::process::ExitCode {
 /// again: 27 page faults a frame at 720p, 56 at 1080p, measured from /proc/PID/stat.
 /// Keeping blocks up to 8 MB on the heap and up to 32 MB of free heap made that 0 and cut
 /// the bridge's CPU per 1080p frame by 6-8 % (5.42 -> 4.98 ms, 6.17 -> 5.83 ms in two
-/// runs). A hostile 4096x4096 frame (50 MB) is still mapped and returned afterwards.
+/// runs). The largest picture decoded (2592x1944: 15 MB of RGB) is still mapped and
+/// returned afterwards.
 /// There is no crate for mallopt(3); it is one libc call.
 fn keep_frame_buffers_mapped() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -10,7 +10,11 @@
 //! - only valid frames reach the output: every MJPEG frame is byte for byte
 //!   a JPEG the scope sent, every y4m picture matches a source frame decoded
 //!   independently (jpeg-decoder, float BT.601) at [`MIN_PSNR_DB`] or better;
-//! - peak resident memory (VmHWM) stays under [`MEMORY_LIMIT_MIB`].
+//! - peak resident memory (VmHWM) stays under [`MEMORY_LIMIT_MIB`];
+//! - nothing lands in the snapshot directory but what the test's presses allow.
+//!
+//! The hostile-peer tests (large, progressive, spoofed, button flood) also bound the
+//! bridge's CPU time (from /proc, a budget of work rather than a wall-clock limit).
 //!
 //! Time limits are generous on purpose (the machine is shared, the bridge is
 //! a debug build): they catch hangs and stalls, not slowness.
@@ -27,6 +31,7 @@ use common::chaos::*;
 use common::*;
 use jpeg_encoder::SamplingFactor;
 use scopecam::protocol::video::fragment_frame;
+use scopecam::protocol::{ButtonAnswer, ButtonRequest};
 use scopecam::simulator::{Subsampling, alternate_size, encode_pattern_frame};
 
 /// A 96x64 picture needs about 6 MB in a debug build; 64 MiB means a leak
@@ -38,6 +43,11 @@ const MIN_PSNR_DB: f64 = 38.0;
 const RECOVERY: Duration = Duration::from_secs(3);
 /// Upper bound for anything that should take seconds; only a hang exceeds it.
 const PATIENCE: Duration = Duration::from_secs(40);
+/// CPU the (debug) bridge may spend on starting and on its idle loop, and on each frame it
+/// is sent, whatever that frame holds. Decoding one 4096x4096 or progressive 1080p frame
+/// costs far more than the per-frame share; refusing it from its header costs little.
+const CPU_BASE: Duration = Duration::from_millis(1000);
+const CPU_PER_FRAME: Duration = Duration::from_millis(10);
 
 #[derive(Clone, Copy, PartialEq)]
 enum Output {
@@ -49,6 +59,8 @@ enum Output {
 struct Scenario {
     ip: &'static str,
     _dir: tempfile::TempDir,
+    /// The bridge's snapshot directory.
+    snaps: PathBuf,
     sources: Vec<Vec<u8>>,
     source_file: PathBuf,
     out: PathBuf,
@@ -67,6 +79,7 @@ impl Scenario {
         });
         Scenario {
             ip,
+            snaps: dir.path().join("snaps"),
             _dir: dir,
             sources,
             source_file,
@@ -89,13 +102,36 @@ impl Scenario {
     }
 
     fn bridge(&self) -> (Proc, LogTail) {
+        self.bridge_with(&[])
+    }
+
+    /// The bridge with extra `SCOPECAM_` settings.
+    fn bridge_with(&self, env: &[(&str, &str)]) -> (Proc, LogTail) {
         let sink = match self.output {
             Output::Mjpeg => format!("mjpeg:{}", self.out.display()),
             Output::Y4m => format!("y4m:{}", self.out.display()),
         };
-        let mut bridge = bridge(self.ip, &["--output", &sink]);
+        let snaps = self.snaps.to_str().unwrap();
+        let args = ["run", "--config", "/dev/null", "--scope", self.ip];
+        let more = ["--output", &sink, "--snapshot-dir", snaps];
+        let mut bridge = Proc::spawn_with("bridge", &[&args[..], &more[..]].concat(), |cmd| {
+            cmd.env("SCOPECAM_SUMMARY_INTERVAL_S", "1");
+            for (key, value) in env {
+                cmd.env(key, value);
+            }
+        });
         let log = LogTail::attach(&mut bridge);
         (bridge, log)
+    }
+
+    /// Names in the snapshot directory (none if it was never created).
+    fn snapshot_files(&self) -> Vec<String> {
+        std::fs::read_dir(&self.snaps)
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Whole frames in the output so far.
@@ -123,6 +159,16 @@ impl Scenario {
     /// (see the module comment). Returns what the bridge left behind.
     fn finish(&self, bridge: &mut Proc, log: LogTail) -> Stopped {
         let stopped = stop_bridge(bridge, log, MEMORY_LIMIT_MIB);
+        let snapshots = self.snapshot_files();
+        assert!(
+            snapshots.len() as u64 <= stopped.summary.presses,
+            "more snapshot files than presses: {snapshots:?}\n{}",
+            stopped.summary.line
+        );
+        assert!(
+            !snapshots.iter().any(|n| n.ends_with(".part")),
+            "{snapshots:?}"
+        );
         let written = match self.output {
             Output::Mjpeg => self.check_mjpeg(&stopped.log),
             Output::Y4m => self.check_y4m(&stopped.log),
@@ -514,4 +560,240 @@ fn resolution_change_mid_stream_y4m() {
         "the other size must be rejected by the output: {}",
         summary.line
     );
+}
+
+/// Asserts the bridge spent at most [`CPU_BASE`] plus [`CPU_PER_FRAME`] for each of
+/// `frames` frames it was sent.
+fn assert_cpu_within(stopped: &Stopped, frames: u64, what: &str) {
+    let budget = CPU_BASE + CPU_PER_FRAME * frames as u32;
+    eprintln!(
+        "{what}: CPU {:?} for {frames} frames (budget {budget:?})",
+        stopped.cpu
+    );
+    assert!(
+        stopped.cpu <= budget,
+        "{what}: the bridge used {:?} of CPU for {frames} frames, above {budget:?}: {}",
+        stopped.cpu,
+        stopped.summary.line
+    );
+}
+
+/// A scope of the test's own on `ip`'s video port: once the bridge sends its first
+/// datagram (the start command), streams `frames` in a loop at about 20 fps, pacing the
+/// fragments at about 50 MB/s as a link would (loopback delivers a burst at once, and a
+/// socket buffer overflows on a megabyte). Returns how many frames it sent once `stop` is set.
+fn paced_scope(
+    ip: &'static str,
+    frames: Vec<Vec<u8>>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    let socket = UdpSocket::bind((ip, 8030)).unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        let (_, bridge) = socket.recv_from(&mut buf).unwrap();
+        let mut sent = 0u64;
+        for (id, frame) in (0..=255u8).cycle().zip(frames.iter().cycle()) {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            for (n, datagram) in fragment_frame(frame, id, 1400).iter().enumerate() {
+                let _ = socket.send_to(datagram, bridge);
+                if n % 32 == 31 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            sent += 1;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sent
+    })
+}
+
+/// A hostile peer on the scope's address sends `hostile` after every real frame. Must
+/// hold: the hostile frames are refused from their header and counted as `reason`, with
+/// one log line; only the real frames come out (checked against the sources); the CPU,
+/// memory and file bounds hold.
+fn hostile_frames_are_refused(ip: &'static str, hostile: Vec<u8>, reason: &str) {
+    let s = Scenario::new(ip, 4, Output::Y4m);
+    let mix: Vec<Vec<u8>> = s
+        .sources
+        .iter()
+        .flat_map(|good| [good.clone(), hostile.clone()])
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let scope = paced_scope(ip, mix, Arc::clone(&stop));
+    let (mut bridge, log) = s.bridge();
+    s.wait_for_frames(30, reason);
+    let stopped = s.finish(&mut bridge, log);
+    stop.store(true, Ordering::Relaxed);
+    let sent = scope.join().unwrap();
+    let summary = &stopped.summary;
+    let refused = summary.drops(reason);
+    assert!(
+        refused * 2 >= summary.written,
+        "about one {reason} frame refused per frame written: {}",
+        summary.line
+    );
+    assert_eq!(summary.undecodable, 0, "{}", summary.line);
+    assert_eq!(
+        stopped.log.matches("dropping a frame: JPEG").count(),
+        1,
+        "one log line for the kind, not one a frame:\n{}",
+        stopped.log
+    );
+    assert_cpu_within(&stopped, sent, reason);
+    assert!(s.snapshot_files().is_empty());
+}
+
+/// A baseline JPEG of 4096x4096 (the largest a JPEG header of this decoder's old limit
+/// allowed): 48 MiB of RGB and 32 MiB of YUYV if decoded.
+#[test]
+fn a_4096x4096_jpeg_is_refused() {
+    let big = make_source_frames(1, 4096, 4096, SamplingFactor::F_2_2).remove(0);
+    hostile_frames_are_refused("127.73.0.12", big, "too_large");
+}
+
+/// A progressive JPEG of 1920x1080, a size scopes send: refused for its coding.
+#[test]
+fn a_progressive_jpeg_is_refused() {
+    let rgb = test_picture(3, 1920, 1080);
+    let mut jpeg = Vec::new();
+    let mut encoder = jpeg_encoder::Encoder::new(&mut jpeg, 90);
+    encoder.set_progressive(true);
+    encoder
+        .encode(&rgb, 1920, 1080, jpeg_encoder::ColorType::Rgb)
+        .unwrap();
+    hostile_frames_are_refused("127.73.0.13", jpeg, "progressive");
+}
+
+/// Someone else on the wire sends a whole stream of valid frames, with the scope's ports
+/// but another source address, and from the scope's address but another port, while the
+/// real scope streams. Must hold: none of them is shown (every output frame is one the
+/// scope sent), they are counted as foreign, and the CPU, memory and file bounds hold.
+#[test]
+fn a_spoofed_scope_is_not_shown() {
+    let s = Scenario::new("127.73.0.14", 4, Output::Mjpeg);
+    let (_sim, _sim_log) = s.simulator(&["--fps", "20", "--fragment-size", "1000"]);
+    let (mut bridge, log) = s.bridge();
+    s.wait_for_frames(1, "first frame");
+    let ports = udp_ports(bridge.child.id());
+    let fake = make_source_frames(6, 96, 64, SamplingFactor::F_2_1)
+        .pop()
+        .unwrap();
+    assert!(!s.sources.contains(&fake));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let senders = [
+                UdpSocket::bind("127.73.0.114:8030").unwrap(),
+                UdpSocket::bind("127.73.0.14:8032").unwrap(),
+            ];
+            let mut frames = 0u64;
+            for id in (0..=255u8).cycle() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                for datagram in fragment_frame(&fake, id, 1000) {
+                    for socket in &senders {
+                        for port in &ports {
+                            let _ = socket.send_to(&datagram, ("127.73.0.14", *port));
+                        }
+                    }
+                }
+                frames += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            frames
+        })
+    };
+    let before = s.count();
+    s.wait_for_frames(before + 40, "frames while the spoofer sends");
+    stop.store(true, Ordering::Relaxed);
+    let spoofed = sender.join().unwrap();
+    let stopped = s.finish(&mut bridge, log);
+    assert!(stopped.summary.foreign > 0, "{}", stopped.summary.line);
+    // Each spoofed frame went to every socket from both senders.
+    assert_cpu_within(&stopped, stopped.summary.written + spoofed, "spoofed scope");
+}
+
+/// A peer answering every button poll with the counter 20 presses on (the most one poll
+/// may report), ten polls a second: 200 "presses" a second. Must hold: snapshots are
+/// spaced by the minimum interval and stop at the file cap, the refusals are counted by
+/// reason with one log line for the cap, no part file is left, and the CPU and memory
+/// bounds hold.
+#[test]
+fn a_button_flood_saves_a_bounded_number_of_snapshots() {
+    let ip = "127.73.0.15";
+    let s = Scenario::new(ip, 4, Output::Mjpeg);
+    // The simulator's own button on another port; the flooding peer takes the real one.
+    let (_sim, _sim_log) = s.simulator(&["--fps", "20", "--control-port", "50001"]);
+    let button = UdpSocket::bind((ip, 50000)).unwrap();
+    button
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let peer = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut presses = 0u16;
+            let mut answered = 0u64;
+            let mut buf = [0u8; 64];
+            while !stop.load(Ordering::Relaxed) {
+                let Ok((len, from)) = button.recv_from(&mut buf) else {
+                    continue;
+                };
+                let Ok(request) = ButtonRequest::parse(&buf[..len]) else {
+                    continue;
+                };
+                let answer = ButtonAnswer {
+                    request: request.counter,
+                    presses,
+                };
+                let _ = button.send_to(&answer.to_bytes(), from);
+                presses = presses.wrapping_add(scopecam::button::MAX_PRESSES_PER_POLL);
+                answered += 1;
+            }
+            answered
+        })
+    };
+    let max_files = 4;
+    let (mut bridge, log) = s.bridge_with(&[
+        ("SCOPECAM_SNAPSHOT_MAX_FILES", "4"),
+        ("SCOPECAM_SNAPSHOT_MIN_INTERVAL_MS", "500"),
+    ]);
+    let started = Instant::now();
+    log.wait_for("snapshots are not saved", PATIENCE, "the file cap");
+    // A little longer at the cap: refusals must stay refusals.
+    s.wait_for_frames(s.count() + 20, "frames at the cap");
+    let elapsed = started.elapsed();
+    let stopped = s.finish(&mut bridge, log);
+    stop.store(true, Ordering::Relaxed);
+    let polls = peer.join().unwrap();
+    let files = s.snapshot_files();
+    let summary = &stopped.summary;
+    eprintln!(
+        "{polls} polls answered in {elapsed:?}; {files:?}; {}",
+        summary.line
+    );
+    assert_eq!(files.len(), max_files, "{files:?}");
+    assert!(summary.presses >= 100, "{}", summary.line);
+    assert!(
+        number_after(&summary.line, "too_soon=").unwrap_or(0) > 0,
+        "{}",
+        summary.line
+    );
+    assert!(
+        number_after(&summary.line, "max_files=").unwrap_or(0) > 0,
+        "{}",
+        summary.line
+    );
+    assert_eq!(
+        stopped.log.matches("snapshots are not saved").count(),
+        1,
+        "one line for the cap:\n{}",
+        stopped.log
+    );
+    assert_eq!(stopped.log.matches("snapshot saved to").count(), max_files);
+    assert_cpu_within(&stopped, summary.written, "button flood");
 }

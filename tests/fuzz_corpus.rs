@@ -24,10 +24,19 @@ fn replay(target: &str, check: fn(&[u8])) {
                 continue; // .keep
             }
             let data = std::fs::read(&path).expect("readable corpus file");
+            // The decoder contains panics (the bridge must survive them), so its own
+            // count is what tells a caught panic here.
+            let contained_before = scopecam::decode::panics_caught();
             let outcome = std::panic::catch_unwind(|| check(&data));
             assert!(
                 outcome.is_ok(),
                 "{target} check failed on {}",
+                path.display()
+            );
+            assert_eq!(
+                scopecam::decode::panics_caught(),
+                contained_before,
+                "the decoder panicked (contained) on {}",
                 path.display()
             );
             replayed += 1;

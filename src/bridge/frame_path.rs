@@ -13,12 +13,12 @@ use super::BridgeObserver;
 use super::idle::{IdleFrame, IdleSchedule};
 use super::mailbox::{Mailbox, Taken};
 use super::stats::{Stats, bump, read};
-use crate::decode::Decoder;
+use crate::decode::{DecodeError, Decoder, Refusal};
 use crate::decode::{YuyvFrame, yuyv_to_jpeg};
 use crate::frames::CompleteFrame;
 use crate::picture::Framer;
 use crate::sinks::{OutFrame, Sink, SinkError};
-use crate::snapshot::SnapshotWriter;
+use crate::snapshot::{NotSaved, SnapshotWriter};
 
 /// Why the frame path stopped on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +48,10 @@ pub struct SnapshotRequests(Mutex<VecDeque<Instant>>);
 
 /// How long a press waits for a frame to save.
 pub const SNAPSHOT_REQUEST_TTL: Duration = Duration::from_secs(2);
+/// On a pass-through output, the shortest time between two decodes that check a
+/// snapshot candidate after one failed: at most four extra decodes a second while the
+/// scope's frames do not decode and presses wait.
+const SNAPSHOT_CHECK_RETRY: Duration = Duration::from_millis(250);
 /// Presses remembered at most (a burst beyond this is one long press anyway).
 const MAX_PENDING_SNAPSHOTS: usize = 16;
 
@@ -62,9 +66,9 @@ impl SnapshotRequests {
         }
     }
 
-    /// Takes one request that is still fresh at `now`; returns how many
-    /// expired ones were dropped on the way.
-    fn take_one(&self, now: Instant) -> (bool, usize) {
+    /// Drops the requests that are no longer fresh at `now`; returns how many, and
+    /// whether a fresh one is waiting.
+    fn expire(&self, now: Instant) -> (usize, bool) {
         let mut pending = self.lock();
         let mut expired = 0;
         while let Some(&pressed) = pending.front() {
@@ -74,7 +78,14 @@ impl SnapshotRequests {
             pending.pop_front();
             expired += 1;
         }
-        (pending.pop_front().is_some(), expired)
+        (expired, !pending.is_empty())
+    }
+
+    /// Takes one request that is still fresh at `now`; returns how many
+    /// expired ones were dropped on the way.
+    fn take_one(&self, now: Instant) -> (bool, usize) {
+        let (expired, _) = self.expire(now);
+        (self.lock().pop_front().is_some(), expired)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Instant>> {
@@ -90,6 +101,10 @@ pub struct FramePath {
     pub camera: Option<Camera>,
     pub snapshots: SnapshotWriter,
     pub snapshot_requests: Arc<SnapshotRequests>,
+    /// What the snapshot side has logged, so that it logs changes, not every press.
+    pub snapshot_log: SnapshotLog,
+    /// Kinds of refused frames already logged: each is logged once, then counted.
+    pub logged_refusals: Vec<Refusal>,
     pub stats: Arc<Stats>,
     pub frame_limit: Option<u64>,
     /// Buffers go back to the reassembler for reuse.
@@ -97,6 +112,21 @@ pub struct FramePath {
     /// Told about the first frame written and about every turn of the loop (the
     /// service's readiness and watchdog).
     pub observer: Arc<dyn BridgeObserver>,
+}
+
+/// The snapshot side's log state: one line when presses start being refused for a
+/// reason (or another reason), one when saving works again; presses within the minimum
+/// interval and presses no good frame came for are logged the first time only. All are
+/// counted in the stats.
+#[derive(Debug, Default)]
+pub struct SnapshotLog {
+    refusing: Option<NotSaved>,
+    told_too_soon: bool,
+    told_expired: bool,
+    /// Pass-through outputs do not decode; a snapshot candidate is decoded first, and
+    /// after one that does not decode, no other is tried before this
+    /// ([`SNAPSHOT_CHECK_RETRY`] later).
+    next_check: Option<Instant>,
 }
 
 /// What a fixed-geometry output needs besides the decoder.
@@ -248,7 +278,35 @@ impl FramePath {
         step
     }
 
+    /// Counts a frame that is not written because it did not decode or was refused before
+    /// decoding. Logs the first undecodable frame and the first refusal of each kind only.
+    fn drop_frame(&mut self, e: &DecodeError) {
+        if let Some(refusal) = e.refusal() {
+            self.stats.refused.add(refusal, 1);
+            if !self.logged_refusals.contains(&refusal) {
+                self.logged_refusals.push(refusal);
+                warn!("dropping a frame: {e}; further ones are counted in the summary");
+            }
+            return;
+        }
+        let errors = self.stats.decode_errors.fetch_add(1, Ordering::Relaxed);
+        if errors == 0 {
+            warn!(
+                "dropping a frame that does not decode ({e}); further ones are counted in the summary"
+            );
+        } else {
+            debug!("dropping undecodable frame: {e}");
+        }
+    }
+
     fn write(&mut self, jpeg: &[u8], completed_at: Instant) -> Result<Step, SinkError> {
+        // What no scope sends (progressive, arithmetic, lossless or hierarchical JPEGs,
+        // pictures beyond the size limit) is refused from its frame header, before any
+        // decoding, whatever the output: pass-through outputs included.
+        if let Err(e) = crate::decode::check_header(jpeg) {
+            self.drop_frame(&e);
+            return Ok(Step::Continue);
+        }
         let decoded = match &mut self.camera {
             // A JPEG camera takes the frame as is; the sink checks its size.
             Some(Camera { jpeg: Some(_), .. }) => None,
@@ -256,21 +314,16 @@ impl FramePath {
             None if self.sink.needs_yuyv() => Some(self.decoder.decode(jpeg)),
             None => None,
         };
+        let was_decoded = decoded.is_some();
         let yuyv = match decoded.transpose() {
             Ok(picture) => picture,
             Err(e) => {
-                let errors = self.stats.decode_errors.fetch_add(1, Ordering::Relaxed);
-                if errors == 0 {
-                    warn!(
-                        "dropping a frame that does not decode ({e}); further ones are counted in the summary"
-                    );
-                } else {
-                    debug!("dropping undecodable frame: {e}");
-                }
+                self.drop_frame(&e);
+                // Never a snapshot: pending presses wait for a frame that decodes.
                 return Ok(Step::Continue);
             }
         };
-        match self.sink.write(&OutFrame { jpeg, yuyv }) {
+        let accepted = match self.sink.write(&OutFrame { jpeg, yuyv }) {
             Ok(()) => {
                 let written_at = Instant::now();
                 self.stats
@@ -287,6 +340,7 @@ impl FramePath {
                         pictures.last.extend_from_slice(jpeg);
                     }
                 }
+                true
             }
             Err(SinkError::Closed { .. }) => {
                 info!("the output was closed by its reader; stopping");
@@ -296,10 +350,14 @@ impl FramePath {
                 if self.stats.sink_rejected.fetch_add(1, Ordering::Relaxed) == 0 {
                     warn!("{e}; further such frames are counted in the summary");
                 }
+                false
             }
             Err(e) => return Err(e),
+        };
+        // A snapshot is a picture the output showed: one the output refused stays unsaved.
+        if accepted {
+            self.save_snapshot_if_requested(jpeg, was_decoded);
         }
-        self.save_snapshot_if_requested(jpeg);
         if self
             .frame_limit
             .is_some_and(|limit| read(&self.stats.frames_written) >= limit)
@@ -309,23 +367,66 @@ impl FramePath {
         Ok(Step::Continue)
     }
 
-    fn save_snapshot_if_requested(&mut self, jpeg: &[u8]) {
-        let (requested, expired) = self.snapshot_requests.take_one(Instant::now());
+    /// Saves `jpeg` for a pending press, within the snapshot limits. Only a frame that
+    /// decoded is saved: `decoded` says the path decoded it already; a pass-through
+    /// output's frame is decoded here first (after one that fails, the next check waits
+    /// [`SNAPSHOT_CHECK_RETRY`]), and one that does not decode leaves the press waiting for the next frame.
+    fn save_snapshot_if_requested(&mut self, jpeg: &[u8], decoded: bool) {
+        let now = Instant::now();
+        let (expired, waiting) = self.snapshot_requests.expire(now);
         if expired > 0 {
-            warn!(
-                "{expired} button press(es) saved nothing: no video came within {} s",
-                SNAPSHOT_REQUEST_TTL.as_secs()
-            );
+            self.stats
+                .snapshots_not_saved
+                .add(NotSaved::NoGoodFrame, expired as u64);
+            if !std::mem::replace(&mut self.snapshot_log.told_expired, true) {
+                warn!(
+                    "{expired} button press(es) saved nothing: no picture that decodes came \
+                     within {} s; further ones are counted in the status",
+                    SNAPSHOT_REQUEST_TTL.as_secs()
+                );
+            }
         }
-        if !requested {
+        if !waiting {
             return;
         }
-        match self.snapshots.save(jpeg, SystemTime::now()) {
+        if self.snapshots.too_soon(now) {
+            self.snapshot_requests.take_one(now);
+            self.stats.snapshots_not_saved.add(NotSaved::TooSoon, 1);
+            if !std::mem::replace(&mut self.snapshot_log.told_too_soon, true) {
+                info!(
+                    "a button press came too soon after the last snapshot and saved nothing; \
+                     further ones are counted in the status (snapshot_min_interval_ms)"
+                );
+            }
+            return;
+        }
+        if !decoded {
+            if self.snapshot_log.next_check.is_some_and(|t| now < t) {
+                return;
+            }
+            if self.decoder.decode_rgb(jpeg).is_err() {
+                self.snapshot_log.next_check = Some(now + SNAPSHOT_CHECK_RETRY);
+                return;
+            }
+        }
+        self.snapshot_requests.take_one(now);
+        match self.snapshots.save(jpeg, SystemTime::now(), now) {
             Ok(path) => {
                 bump(&self.stats.snapshots);
+                if self.snapshot_log.refusing.take().is_some() {
+                    info!("snapshots are saved again");
+                }
                 info!("snapshot saved to {}", path.display());
             }
-            Err(e) => warn!("snapshot not saved: {e}"),
+            Err(e) => {
+                let reason = e.reason();
+                self.stats.snapshots_not_saved.add(reason, 1);
+                if self.snapshot_log.refusing.replace(reason) != Some(reason) {
+                    warn!("{e}; further refusals are counted in the status");
+                } else {
+                    debug!("snapshot not saved: {e}");
+                }
+            }
         }
     }
 }
@@ -394,6 +495,22 @@ mod tests {
         }
     }
 
+    /// A 64x48 camera; `yuyv` false: one that takes JPEG.
+    fn test_camera(yuyv: bool) -> Camera {
+        Camera::new(
+            Framer::new(Placement {
+                rotation: Rotation::None,
+                mirror: false,
+                output: Geometry {
+                    width: 64,
+                    height: 48,
+                },
+            }),
+            IdleSchedule::new(20, Duration::from_millis(150)),
+            yuyv,
+        )
+    }
+
     fn camera_path(written: Written) -> FramePath {
         let (recycle, _) = std::sync::mpsc::channel();
         FramePath {
@@ -402,20 +519,14 @@ mod tests {
                 wedge: None,
             }),
             decoder: Decoder::new(),
-            camera: Some(Camera::new(
-                Framer::new(Placement {
-                    rotation: Rotation::None,
-                    mirror: false,
-                    output: Geometry {
-                        width: 64,
-                        height: 48,
-                    },
-                }),
-                IdleSchedule::new(20, Duration::from_millis(150)),
-                true,
-            )),
-            snapshots: SnapshotWriter::new(std::env::temp_dir().join("scopecam-unused")),
+            camera: Some(test_camera(true)),
+            snapshots: SnapshotWriter::new(
+                std::env::temp_dir().join("scopecam-unused"),
+                crate::snapshot::SnapshotLimits::default(),
+            ),
             snapshot_requests: Arc::new(SnapshotRequests::default()),
+            snapshot_log: SnapshotLog::default(),
+            logged_refusals: Vec::new(),
             stats: Arc::new(Stats::default()),
             frame_limit: None,
             recycle,
@@ -642,18 +753,7 @@ mod tests {
             written: written.clone(),
             scope_frames,
         });
-        path.camera = Some(Camera::new(
-            Framer::new(Placement {
-                rotation: Rotation::None,
-                mirror: false,
-                output: Geometry {
-                    width: 64,
-                    height: 48,
-                },
-            }),
-            IdleSchedule::new(20, Duration::from_millis(150)),
-            false,
-        ));
+        path.camera = Some(test_camera(false));
         let mailbox = Arc::new(Mailbox::new());
         let runner = {
             let mailbox = mailbox.clone();
@@ -698,5 +798,101 @@ mod tests {
             scope_jpeg,
             "a short stall repeats the last JPEG"
         );
+    }
+
+    /// Puts `jpeg` in the mailbox and waits until the path has dealt with it (snapshot
+    /// included: the loop's tick after the frame was counted).
+    fn feed(running: &Observed, stats: &Stats, jpeg: Vec<u8>) {
+        let mailbox = &running.mailbox;
+        let handled =
+            |s: &Stats| read(&s.frames_written) + read(&s.decode_errors) + read(&s.sink_rejected);
+        let before = handled(stats);
+        mailbox.put(ArrivedFrame {
+            frame: CompleteFrame { frame_id: 1, jpeg },
+            completed_at: Instant::now(),
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while handled(stats) == before {
+            assert!(Instant::now() < deadline, "the frame was not handled");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let ticks = read(&running.observer.ticks);
+        while read(&running.observer.ticks) == ticks {
+            assert!(Instant::now() < deadline, "the loop did not turn");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// A JPEG with the right markers whose scan is garbage: it does not decode.
+    fn undecodable_jpeg() -> Vec<u8> {
+        let mut jpeg = crate::decode::solid_jpeg(64, 48, 10);
+        let sos = jpeg.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+        jpeg.truncate(sos);
+        jpeg.extend_from_slice(&[0xFF, 0xD9]);
+        jpeg
+    }
+
+    fn snapshot_files(dir: &std::path::Path) -> Vec<Vec<u8>> {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.map(|e| std::fs::read(e.unwrap().path()).unwrap())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Presses are saved only from frames that decoded and that the output took, at
+    /// most one per minimum interval, whether the output decodes (YUYV camera) or
+    /// passes the JPEG through (MJPEG camera: the candidate is decoded to check it).
+    #[test]
+    fn only_decoded_frames_are_saved_and_a_press_flood_saves_one() {
+        for pass_through in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut path = camera_path(Arc::new(Mutex::new(Vec::new())));
+            if pass_through {
+                path.sink = Box::new(FakeJpegCamera {
+                    written: Arc::new(Mutex::new(Vec::new())),
+                    scope_frames: Arc::new(Mutex::new(Vec::new())),
+                });
+                path.camera = Some(test_camera(false));
+            }
+            path.snapshots = SnapshotWriter::new(
+                dir.path(),
+                crate::snapshot::SnapshotLimits {
+                    min_interval: Duration::from_secs(3600),
+                    ..Default::default()
+                },
+            );
+            let stats = path.stats.clone();
+            let requests = path.snapshot_requests.clone();
+            let running = Observed::start(path);
+            requests.add(1);
+            feed(&running, &stats, undecodable_jpeg());
+            assert!(
+                snapshot_files(dir.path()).is_empty(),
+                "pass_through={pass_through}: an undecodable frame was saved"
+            );
+            std::thread::sleep(SNAPSHOT_CHECK_RETRY);
+            let good = crate::decode::solid_jpeg(64, 48, 200);
+            feed(&running, &stats, good.clone());
+            assert_eq!(
+                snapshot_files(dir.path()),
+                std::slice::from_ref(&good),
+                "{pass_through}"
+            );
+            // A flood: 16 presses pending, five good frames; the interval allows none.
+            requests.add(40);
+            for _ in 0..5 {
+                feed(&running, &stats, good.clone());
+            }
+            running.stop();
+            assert_eq!(snapshot_files(dir.path()).len(), 1, "{pass_through}");
+            assert_eq!(read(&stats.snapshots), 1);
+            assert_eq!(
+                stats.snapshots_not_saved.get(NotSaved::TooSoon),
+                5,
+                "pass_through={pass_through}"
+            );
+        }
     }
 }

@@ -163,12 +163,22 @@ pub async fn run_observed(
             sink.needs_yuyv(),
         )
     });
+    let snapshots = SnapshotWriter::new(settings.resolved_snapshot_dir(), settings.snapshot_limits);
+    let stale = snapshots.remove_stale_parts();
+    if stale > 0 {
+        info!(
+            "removed {stale} unfinished snapshot file(s) a stopped bridge left in {}",
+            snapshots.dir().display()
+        );
+    }
     let frame_path = FramePath {
         sink,
         decoder: Decoder::new(),
         camera,
-        snapshots: SnapshotWriter::new(settings.resolved_snapshot_dir()),
+        snapshots,
         snapshot_requests: snapshot_requests.clone(),
+        snapshot_log: Default::default(),
+        logged_refusals: Vec::new(),
         stats: stats.clone(),
         frame_limit,
         recycle: recycle_tx,

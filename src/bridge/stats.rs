@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::latency::{LatencyCounts, LatencyHistogram, Percentiles};
+use crate::decode::Refusal;
 use crate::frames::DropCounts;
+use crate::snapshot::NotSaved;
+use std::marker::PhantomData;
 
 /// Everything the bridge counts. Cheap to update from any thread.
 #[derive(Debug, Default)]
@@ -28,12 +31,16 @@ pub struct Stats {
     pub idle_frames: AtomicU64,
     /// Complete frames whose JPEG did not decode.
     pub decode_errors: AtomicU64,
+    /// Complete frames refused before decoding (a coding or a size no scope sends).
+    pub refused: ReasonCounters<Refusal>,
     /// Frames the sink refused (e.g. another size than the stream's).
     pub sink_rejected: AtomicU64,
     /// Button presses seen.
     pub presses: AtomicU64,
     /// Snapshots saved.
     pub snapshots: AtomicU64,
+    /// Presses that saved nothing, by reason.
+    pub snapshots_not_saved: ReasonCounters<NotSaved>,
     /// Frames dropped during reassembly, by reason (a copy of the reassembler's).
     pub reassembly_drops: Mutex<DropCounts>,
     /// Time from a frame's completion by the reassembler to its picture being written.
@@ -92,6 +99,9 @@ impl Stats {
             malformed: read(&self.malformed),
             foreign: read(&self.foreign),
             presses: read(&self.presses),
+            snapshots: read(&self.snapshots),
+            snapshots_not_saved: self.snapshots_not_saved.read(),
+            refused: self.refused.read(),
             reassembly_drops: self
                 .reassembly_drops
                 .lock()
@@ -114,10 +124,133 @@ pub struct Totals {
     pub malformed: u64,
     pub foreign: u64,
     pub presses: u64,
+    pub snapshots: u64,
+    pub snapshots_not_saved: ReasonCounts<NotSaved>,
+    pub refused: ReasonCounts<Refusal>,
     pub reassembly_drops: DropCounts,
     pub latency: LatencyCounts,
     pub handoff: LatencyCounts,
     pub work_cpu: LatencyCounts,
+}
+
+/// A kind of drop or refusal counted by reason.
+pub trait Reason: Copy + PartialEq + fmt::Debug + 'static {
+    /// Every reason, in the order counters keep them.
+    const ALL: &'static [Self];
+    /// Short snake_case name.
+    fn label(self) -> &'static str;
+}
+
+impl Reason for NotSaved {
+    const ALL: &'static [Self] = &NotSaved::ALL;
+    fn label(self) -> &'static str {
+        NotSaved::label(self)
+    }
+}
+
+impl Reason for Refusal {
+    const ALL: &'static [Self] = &Refusal::ALL;
+    fn label(self) -> &'static str {
+        Refusal::label(self)
+    }
+}
+
+/// Room for the reasons of any [`Reason`] type.
+const MAX_REASONS: usize = 8;
+
+/// Live counters by reason, cheap to bump from any thread.
+#[derive(Debug)]
+pub struct ReasonCounters<R> {
+    counts: [AtomicU64; MAX_REASONS],
+    reason: PhantomData<R>,
+}
+
+impl<R> Default for ReasonCounters<R> {
+    fn default() -> Self {
+        ReasonCounters {
+            counts: Default::default(),
+            reason: PhantomData,
+        }
+    }
+}
+
+impl<R: Reason> ReasonCounters<R> {
+    pub fn add(&self, reason: R, n: u64) {
+        if let Some(at) = R::ALL.iter().position(|r| *r == reason) {
+            self.counts[at].fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub fn get(&self, reason: R) -> u64 {
+        self.read().get(reason)
+    }
+
+    pub fn read(&self) -> ReasonCounts<R> {
+        ReasonCounts {
+            counts: self.counts.each_ref().map(read),
+            reason: PhantomData,
+        }
+    }
+}
+
+/// A copy of [`ReasonCounters`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReasonCounts<R> {
+    counts: [u64; MAX_REASONS],
+    reason: PhantomData<R>,
+}
+
+impl<R> Default for ReasonCounts<R> {
+    fn default() -> Self {
+        ReasonCounts {
+            counts: [0; MAX_REASONS],
+            reason: PhantomData,
+        }
+    }
+}
+
+impl<R: Reason> ReasonCounts<R> {
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    pub fn get(&self, reason: R) -> u64 {
+        R::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |at| self.counts[at])
+    }
+
+    /// The reasons with a count above zero.
+    pub fn iter(&self) -> impl Iterator<Item = (R, u64)> + '_ {
+        R::ALL
+            .iter()
+            .zip(self.counts)
+            .map(|(r, n)| (*r, n))
+            .filter(|(_, n)| *n > 0)
+    }
+
+    /// `label: count` for the state file.
+    pub fn by_label(&self) -> std::collections::BTreeMap<String, u64> {
+        self.iter()
+            .map(|(r, n)| (r.label().to_owned(), n))
+            .collect()
+    }
+}
+
+impl<R: Reason> fmt::Display for ReasonCounts<R> {
+    /// `too_soon=3 max_files=1`, or `none`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list: Vec<String> = self
+            .iter()
+            .map(|(reason, n)| format!("{}={n}", reason.label()))
+            .collect();
+        if list.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&list.join(" "))
+        }
+    }
 }
 
 /// The periodic summary line: the rate and the latency percentiles over the last interval
@@ -140,17 +273,23 @@ impl fmt::Display for Summary<'_> {
         }
         write!(
             f,
-            "{} frames written; dropped: reassembly {} ({}), undecodable {}, \
-             skipped {}, rejected by output {}; ignored packets: malformed {}, foreign {}; presses {}",
+            "{} frames written; dropped: reassembly {} ({}), undecodable {}, refused {} ({}), \
+             skipped {}, rejected by output {}; ignored packets: malformed {}, foreign {}; presses {}, \
+             snapshots {}, not saved {} ({})",
             self.now.frames_written,
             self.now.reassembly_drops.total(),
             self.now.reassembly_drops,
             self.now.decode_errors,
+            self.now.refused.total(),
+            self.now.refused,
             self.now.frames_skipped,
             self.now.sink_rejected,
             self.now.malformed,
             self.now.foreign,
             self.now.presses,
+            self.now.snapshots,
+            self.now.snapshots_not_saved.total(),
+            self.now.snapshots_not_saved,
         )?;
         let pick = |now: &LatencyCounts, before: &LatencyCounts| match self.interval {
             Some(_) => now.since(before),
@@ -203,7 +342,38 @@ mod tests {
         .to_string();
         assert!(line.starts_with("15.0 fps, 250 frames written"), "{line}");
         assert!(line.contains("undecodable 2"), "{line}");
+        assert!(
+            line.contains("presses 0, snapshots 0, not saved 0 (none)"),
+            "{line}"
+        );
         assert!(line.ends_with("; latency n/a"), "{line}");
+    }
+
+    #[test]
+    fn refusals_and_unsaved_snapshots_are_counted_by_reason() {
+        let stats = Stats::default();
+        stats.snapshots_not_saved.add(NotSaved::TooSoon, 2);
+        stats.snapshots_not_saved.add(NotSaved::LowDisk, 1);
+        stats
+            .refused
+            .add(Refusal::Coding(crate::decode::Unsupported::Progressive), 4);
+        bump(&stats.snapshots);
+        let now = stats.snapshot();
+        assert_eq!(now.snapshots_not_saved.total(), 3);
+        let line = Summary {
+            now: &now,
+            before: &Totals::default(),
+            interval: None,
+        }
+        .to_string();
+        assert!(
+            line.contains("snapshots 1, not saved 3 (too_soon=2 low_disk=1)"),
+            "{line}"
+        );
+        assert!(
+            line.contains("undecodable 0, refused 4 (progressive=4), skipped 0"),
+            "{line}"
+        );
     }
 
     #[test]

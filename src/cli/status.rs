@@ -245,24 +245,25 @@ pub fn render(entries: &[Entry]) -> String {
             s.scope, s.scope_fps, s.output_fps, s.frames_in, s.frames_out
         );
         let d = &s.drops;
-        let reasons = if d.reassembly_reasons.is_empty() {
+        let reasons = by_reason("", &d.reassembly_reasons);
+        let refused = if d.refused == 0 {
             String::new()
         } else {
-            let list: Vec<String> = d
-                .reassembly_reasons
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            format!(" ({})", list.join(" "))
+            format!(
+                ", refused {}{}",
+                d.refused,
+                by_reason("", &d.refused_reasons)
+            )
         };
         let _ = writeln!(
             out,
-            "  drops: reassembly {}{reasons}, undecodable {}, skipped {}, rejected by output {}",
+            "  drops: reassembly {}{reasons}, undecodable {}{refused}, skipped {}, rejected by output {}",
             d.reassembly, d.undecodable, d.skipped, d.rejected_by_output
         );
+        let not_saved = by_reason("not saved: ", &s.snapshots_not_saved);
         let _ = writeln!(
             out,
-            "  latency p50 {} p99 {}; consumers {}; snapshots {}, presses {}",
+            "  latency p50 {} p99 {}; consumers {}; snapshots {}{not_saved}, presses {}",
             ms(s.latency_ms.p50),
             ms(s.latency_ms.p99),
             e.consumers,
@@ -271,6 +272,15 @@ pub fn render(entries: &[Entry]) -> String {
         );
     }
     out
+}
+
+/// ` (PREFIXa=1 b=2)` from counts by reason, or nothing when there are none.
+fn by_reason(prefix: &str, counts: &std::collections::BTreeMap<String, u64>) -> String {
+    if counts.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(" ({prefix}{})", list.join(" "))
 }
 
 #[cfg(test)]
@@ -323,6 +333,27 @@ mod tests {
              \x20 scope 192.168.10.123: 640x480 15.0 fps in; output 15.0 fps; frames 4500 in, 4490 out\n\
              \x20 drops: reassembly 3 (incomplete=3), undecodable 0, skipped 0, rejected by output 0\n\
              \x20 latency p50 2.1 ms p99 4.0 ms; consumers 2; snapshots 1, presses 1\n"
+        );
+    }
+
+    #[test]
+    fn refused_frames_and_snapshots_are_shown_by_reason() {
+        let mut e = entry(false);
+        e.state.snapshots_not_saved.insert("too_soon".into(), 7);
+        e.state.snapshots_not_saved.insert("max_files".into(), 2);
+        e.state.drops.refused = 9;
+        e.state
+            .drops
+            .refused_reasons
+            .insert("progressive".into(), 9);
+        let text = render(&[e]);
+        assert!(
+            text.contains("undecodable 0, refused 9 (progressive=9), skipped 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("snapshots 1 (not saved: max_files=2 too_soon=7), presses 1"),
+            "{text}"
         );
     }
 

@@ -28,10 +28,16 @@ use zune_core::colorspace::ColorSpace;
 use zune_core::options::DecoderOptions;
 use zune_jpeg::JpegDecoder;
 
-/// Largest accepted width or height. The scope sends 1280x720 at most; anything far bigger
-/// is a corrupt header, and refusing it before allocating keeps a bad frame from costing
-/// hundreds of megabytes.
+/// Largest width or height of a camera output (and of a picture this module encodes).
 pub const MAX_DIMENSION: u32 = 4096;
+
+/// Largest scope picture decoded: 2592x1944, the 5-megapixel mode of common camera sensors.
+/// Borescopes stream 640x480 to 1920x1080 (docs/security.md), so this leaves 35 % more
+/// width and 80 % more height than the largest real stream, while a hostile frame costs at
+/// most 2.4 times a 1080p one instead of the 8 times of 4096x4096 (and 16 bits' worth of
+/// dimensions for zune-jpeg to allocate).
+pub const MAX_SCOPE_WIDTH: u32 = 2592;
+pub const MAX_SCOPE_HEIGHT: u32 = 1944;
 
 /// A packed YUYV 4:2:2 picture (Y0 U Y1 V), limited-range BT.601. `width` is always even.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -51,12 +57,15 @@ pub enum DecodeError {
     /// The frame does not end with the end-of-image marker: data is missing at the end.
     #[error("corrupt JPEG: truncated (it does not end with an end-of-image marker)")]
     Truncated,
-    /// The header announces a picture larger than [`MAX_DIMENSION`].
+    /// The header announces a picture larger than [`MAX_SCOPE_WIDTH`] x [`MAX_SCOPE_HEIGHT`].
     #[error(
-        "JPEG of {width}x{height} is larger than the {MAX_DIMENSION}x{MAX_DIMENSION} limit \
+        "JPEG of {width}x{height} is larger than the {MAX_SCOPE_WIDTH}x{MAX_SCOPE_HEIGHT} limit \
          (a corrupt header, or not a borescope frame)"
     )]
     TooLarge { width: u32, height: u32 },
+    /// The frame header announces a coding no scope uses (checked before decoding).
+    #[error("JPEG refused before decoding: {0}")]
+    Unsupported(Unsupported),
     /// The header announces an empty picture.
     #[error("JPEG of {width}x{height} has no pixels (corrupt header)")]
     Empty { width: u32, height: u32 },
@@ -66,6 +75,100 @@ pub enum DecodeError {
     /// The colour converter refused the picture (should not happen for valid sizes).
     #[error("colour conversion failed: {0}")]
     Convert(String),
+}
+
+/// A JPEG coding process the decoder refuses: scopes send 8-bit baseline (Huffman,
+/// sequential) JPEGs, and the other processes cost more to decode (a progressive picture
+/// keeps every coefficient of the frame in memory and is decoded in several passes) for no
+/// picture a scope sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, thiserror::Error)]
+pub enum Unsupported {
+    #[error("a progressive JPEG (scopes send baseline ones)")]
+    Progressive,
+    #[error("an arithmetic-coded JPEG (scopes send Huffman-coded ones)")]
+    Arithmetic,
+    #[error("a lossless JPEG (scopes send baseline ones)")]
+    Lossless,
+    #[error("a hierarchical JPEG (scopes send baseline ones)")]
+    Hierarchical,
+    #[error("a JPEG with samples of another precision than 8 bits")]
+    Precision,
+}
+
+/// Why a frame was refused before decoding, for the counters: the coding, or the size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Refusal {
+    TooLarge,
+    Coding(Unsupported),
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 6] = [
+        Refusal::TooLarge,
+        Refusal::Coding(Unsupported::Progressive),
+        Refusal::Coding(Unsupported::Arithmetic),
+        Refusal::Coding(Unsupported::Lossless),
+        Refusal::Coding(Unsupported::Hierarchical),
+        Refusal::Coding(Unsupported::Precision),
+    ];
+
+    /// Short snake_case name for the summary and the state file.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::TooLarge => "too_large",
+            Refusal::Coding(Unsupported::Progressive) => "progressive",
+            Refusal::Coding(Unsupported::Arithmetic) => "arithmetic",
+            Refusal::Coding(Unsupported::Lossless) => "lossless",
+            Refusal::Coding(Unsupported::Hierarchical) => "hierarchical",
+            Refusal::Coding(Unsupported::Precision) => "precision",
+        }
+    }
+}
+
+impl DecodeError {
+    /// The refusal, when the frame was refused before decoding (a kind of JPEG or a size
+    /// no scope sends) rather than found broken.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            DecodeError::TooLarge { .. } => Some(Refusal::TooLarge),
+            DecodeError::Unsupported(coding) => Some(Refusal::Coding(*coding)),
+            _ => None,
+        }
+    }
+}
+
+/// Reads the frame header of `jpeg` (marker walk, no decoding) and refuses what no scope
+/// sends: any coding but 8-bit Huffman sequential (baseline or extended), and pictures
+/// beyond [`MAX_SCOPE_WIDTH`] x [`MAX_SCOPE_HEIGHT`]. Returns the picture's size.
+///
+/// Cheap (it walks the bytes up to the frame header), so the frame path runs it on every
+/// frame, also for outputs that pass JPEGs through undecoded.
+pub fn check_header(jpeg: &[u8]) -> Result<(u32, u32), DecodeError> {
+    use crate::jpeg::{JpegError, Process};
+    let header = crate::jpeg::frame_header(jpeg).map_err(|e| match e {
+        JpegError::Truncated { .. } => DecodeError::Truncated,
+        other => DecodeError::Corrupt(other.to_string()),
+    })?;
+    let unsupported = if header.differential() {
+        Some(Unsupported::Hierarchical)
+    } else if header.arithmetic() {
+        Some(Unsupported::Arithmetic)
+    } else {
+        match header.process() {
+            Process::Progressive => Some(Unsupported::Progressive),
+            Process::Lossless => Some(Unsupported::Lossless),
+            Process::Baseline | Process::ExtendedSequential if header.precision != 8 => {
+                Some(Unsupported::Precision)
+            }
+            Process::Baseline | Process::ExtendedSequential => None,
+        }
+    };
+    if let Some(coding) = unsupported {
+        return Err(DecodeError::Unsupported(coding));
+    }
+    let (width, height) = (u32::from(header.width), u32::from(header.height));
+    check_dimensions(width, height)?;
+    Ok((width, height))
 }
 
 /// A decoded picture as packed RGB (3 bytes a pixel, `width * height` pixels, no padding):
@@ -112,7 +215,7 @@ fn output_colorspace_for(input: ColorSpace) -> ColorSpace {
 
 /// Decoder options: strict mode so a truncated or damaged scan is an error instead of a
 /// grey-filled partial picture (zune-jpeg's lenient default), and zune's own size limit
-/// lifted to the u16 maximum so that [`MAX_DIMENSION`] is checked here, with our message.
+/// lifted to the u16 maximum so that [`check_header`] decides, with our message.
 fn zune_options(out: ColorSpace) -> DecoderOptions {
     DecoderOptions::default()
         .set_strict_mode(true)
@@ -125,7 +228,7 @@ fn check_dimensions(width: u32, height: u32) -> Result<(), DecodeError> {
     if width == 0 || height == 0 {
         return Err(DecodeError::Empty { width, height });
     }
-    if width > MAX_DIMENSION || height > MAX_DIMENSION {
+    if width > MAX_SCOPE_WIDTH || height > MAX_SCOPE_HEIGHT {
         return Err(DecodeError::TooLarge { width, height });
     }
     Ok(())
@@ -144,6 +247,22 @@ fn jpeg_proper(jpeg: &[u8]) -> Result<&[u8], DecodeError> {
     }
 }
 
+/// Panics inside the decoder caught so far, in this process.
+static PANICS_CAUGHT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many decoder panics [`Decoder`] has contained in this process. The bridge goes on
+/// after one (the frame is dropped), so tests that replay inputs check this instead: a
+/// contained panic is still a bug in the decoder or in how it is called.
+pub fn panics_caught() -> u64 {
+    PANICS_CAUGHT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The error for a frame whose decoding panicked; counts it.
+fn contained<T>(_panic: Box<dyn std::any::Any + Send>) -> Result<T, DecodeError> {
+    PANICS_CAUGHT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Err(DecodeError::DecoderPanicked)
+}
+
 fn corrupt(err: zune_jpeg::errors::DecodeErrors) -> DecodeError {
     DecodeError::Corrupt(err.to_string())
 }
@@ -159,8 +278,7 @@ impl Decoder {
     pub fn decode(&mut self, jpeg: &[u8]) -> Result<&YuyvFrame, DecodeError> {
         // zune-jpeg is fuzzed, but this runs on bytes from the network: a decoder bug must
         // cost one frame, not the bridge.
-        catch_unwind(AssertUnwindSafe(|| self.decode_inner(jpeg)))
-            .unwrap_or(Err(DecodeError::DecoderPanicked))?;
+        catch_unwind(AssertUnwindSafe(|| self.decode_inner(jpeg))).unwrap_or_else(contained)?;
         Ok(&self.frame)
     }
 
@@ -176,7 +294,7 @@ impl Decoder {
     /// [`Decoder::frame`] is left untouched.
     pub fn decode_rgb(&mut self, jpeg: &[u8]) -> Result<RgbView<'_>, DecodeError> {
         let decoded = catch_unwind(AssertUnwindSafe(|| self.decode_pixels(jpeg)))
-            .unwrap_or(Err(DecodeError::DecoderPanicked))?;
+            .unwrap_or_else(contained)?;
         let pixels = if decoded.out == ColorSpace::Luma {
             widen_luma_to_rgb(&self.pixels, &mut self.luma_as_rgb);
             &self.luma_as_rgb
@@ -195,9 +313,10 @@ impl Decoder {
         let even_width = width.next_multiple_of(2);
         self.frame.width = even_width;
         self.frame.height = height;
-        self.frame
-            .data
-            .resize(even_width as usize * 2 * height as usize, 0);
+        fit_buffer(
+            &mut self.frame.data,
+            even_width as usize * 2 * height as usize,
+        );
         match out {
             ColorSpace::Luma => {
                 pack_luma_full_to_yuyv_limited(&self.pixels, width as usize, &mut self.frame.data)
@@ -216,6 +335,7 @@ impl Decoder {
     /// Checks and decodes `jpeg` into `self.pixels` (RGB, or luma for grayscale JPEGs).
     fn decode_pixels(&mut self, jpeg: &[u8]) -> Result<Decoded, DecodeError> {
         let jpeg = jpeg_proper(jpeg)?;
+        check_header(jpeg)?;
         let mut decoder =
             JpegDecoder::new_with_options(ZCursor::new(jpeg), zune_options(ColorSpace::RGB));
         decoder.decode_headers().map_err(corrupt)?;
@@ -234,7 +354,7 @@ impl Decoder {
         }
 
         let needed = (width as usize) * (height as usize) * out.num_components();
-        self.pixels.resize(needed, 0);
+        fit_buffer(&mut self.pixels, needed);
         decoder.decode_into(&mut self.pixels).map_err(corrupt)?;
         Ok(Decoded { width, height, out })
     }
@@ -244,6 +364,26 @@ impl Decoder {
 fn widen_luma_to_rgb(luma: &[u8], rgb: &mut Vec<u8>) {
     rgb.clear();
     rgb.extend(luma.iter().flat_map(|&y| [y, y, y]));
+    give_back_excess(rgb);
+}
+
+/// Below this, a reused buffer keeps whatever capacity it has.
+const KEEP_BYTES: usize = 1 << 20;
+
+/// Resizes a reused picture buffer to `len` bytes; see [`give_back_excess`].
+pub fn fit_buffer(buffer: &mut Vec<u8>, len: usize) {
+    buffer.resize(len, 0);
+    give_back_excess(buffer);
+}
+
+/// A reused buffer holding more than twice what the current picture needs (and over
+/// 1 MiB) was grown by a larger picture: its excess goes back to the allocator, so that a
+/// hostile frame costs memory only while it is handled. A stream of one size never
+/// reallocates; one switching sizes reallocates at each switch to a much smaller size.
+pub fn give_back_excess(buffer: &mut Vec<u8>) {
+    if buffer.capacity() > buffer.len().saturating_mul(2).max(KEEP_BYTES) {
+        buffer.shrink_to_fit();
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,17 @@ pub struct Scratch {
     v: Vec<u8>,
 }
 
+impl Scratch {
+    /// Bytes held, for the tests that check buffers shrink back.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        [&self.padded_rgb, &self.y, &self.u, &self.v]
+            .iter()
+            .map(|b| b.capacity())
+            .sum()
+    }
+}
+
 fn convert_error(err: yuvutils_rs::YuvError) -> DecodeError {
     DecodeError::Convert(err.to_string())
 }
@@ -34,6 +45,7 @@ fn pad_odd_width(rgb: &[u8], width: usize, padded: &mut Vec<u8>) {
         let last = &row[row.len() - 3..];
         padded.extend_from_slice(last);
     }
+    super::give_back_excess(padded);
 }
 
 /// `rgb` is `width * height` packed RGB; `yuyv` is the even-width output frame
@@ -53,9 +65,9 @@ pub fn rgb_to_yuyv_limited(
         &scratch.padded_rgb
     };
     let luma_len = even_width as usize * height as usize;
-    scratch.y.resize(luma_len, 0);
-    scratch.u.resize(luma_len / 2, 0);
-    scratch.v.resize(luma_len / 2, 0);
+    super::fit_buffer(&mut scratch.y, luma_len);
+    super::fit_buffer(&mut scratch.u, luma_len / 2);
+    super::fit_buffer(&mut scratch.v, luma_len / 2);
     let mut planar = YuvPlanarImageMut {
         y_plane: BufferStoreMut::Borrowed(&mut scratch.y),
         y_stride: even_width,

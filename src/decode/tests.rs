@@ -207,7 +207,7 @@ fn with_size(jpeg: &[u8], width: u16, height: u16) -> Vec<u8> {
 fn absurd_dimensions_are_rejected_before_decoding() {
     let jpeg = encode_rgb(&gradient(16, 16), 16, 16, SamplingFactor::F_2_1, 90);
     let mut decoder = Decoder::new();
-    for (w, h) in [(4097, 16), (16, 4097), (65535, 65535)] {
+    for (w, h) in [(2593, 16), (16, 1945), (4096, 4096), (65535, 65535)] {
         let err = decoder
             .decode(&with_size(&jpeg, w, h))
             .expect_err("too large");
@@ -218,13 +218,140 @@ fn absurd_dimensions_are_rejected_before_decoding() {
         assert_eq!(
             err.to_string(),
             format!(
-                "JPEG of {w}x{h} is larger than the 4096x4096 limit \
+                "JPEG of {w}x{h} is larger than the 2592x1944 limit \
                  (a corrupt header, or not a borescope frame)"
             )
         );
     }
     assert!(decoder.decode(&with_size(&jpeg, 0, 16)).is_err());
     assert!(decoder.decode(&with_size(&jpeg, 16, 0)).is_err());
+}
+
+/// `jpeg` with its SOF0 marker code changed to `code` and its precision to `precision`.
+fn with_frame_header(jpeg: &[u8], code: u8, precision: u8) -> Vec<u8> {
+    let mut patched = jpeg.to_vec();
+    let at = sof_size_offset(&patched);
+    patched[at - 4] = code; // the marker code, before the length field
+    patched[at - 1] = precision;
+    patched
+}
+
+fn progressive(width: u16, height: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = Encoder::new(&mut out, 90);
+    encoder.set_progressive(true);
+    encoder
+        .encode(&gradient(width, height), width, height, ColorType::Rgb)
+        .expect("encodes");
+    out
+}
+
+/// One row per kind of JPEG no scope sends: refused from the frame header, before zune-jpeg
+/// sees it, with the reason the counters use; baseline and extended 8-bit still decode.
+#[test]
+fn codings_and_sizes_no_scope_sends_are_refused_before_decoding() {
+    let baseline = encode_rgb(&gradient(64, 48), 64, 48, SamplingFactor::F_2_1, 90);
+    assert_eq!(check_header(&baseline).unwrap(), (64, 48));
+    let real_progressive = progressive(64, 48);
+    assert!(
+        jpeg_decoder::Decoder::new(&real_progressive[..])
+            .decode()
+            .is_ok(),
+        "a valid progressive JPEG"
+    );
+    let cases: [(&str, Vec<u8>, Option<Refusal>); 11] = [
+        ("baseline", baseline.clone(), None),
+        (
+            "extended 8-bit",
+            with_frame_header(&baseline, 0xC1, 8),
+            None,
+        ),
+        (
+            "progressive",
+            real_progressive,
+            Some(Refusal::Coding(Unsupported::Progressive)),
+        ),
+        (
+            "extended 12-bit",
+            with_frame_header(&baseline, 0xC1, 12),
+            Some(Refusal::Coding(Unsupported::Precision)),
+        ),
+        (
+            "lossless",
+            with_frame_header(&baseline, 0xC3, 8),
+            Some(Refusal::Coding(Unsupported::Lossless)),
+        ),
+        (
+            "hierarchical",
+            with_frame_header(&baseline, 0xC5, 8),
+            Some(Refusal::Coding(Unsupported::Hierarchical)),
+        ),
+        (
+            "arithmetic sequential",
+            with_frame_header(&baseline, 0xC9, 8),
+            Some(Refusal::Coding(Unsupported::Arithmetic)),
+        ),
+        (
+            "arithmetic progressive",
+            with_frame_header(&baseline, 0xCA, 8),
+            Some(Refusal::Coding(Unsupported::Arithmetic)),
+        ),
+        (
+            "largest accepted size",
+            with_size(&baseline, MAX_SCOPE_WIDTH as u16, MAX_SCOPE_HEIGHT as u16),
+            None,
+        ),
+        (
+            "4096x4096",
+            with_size(&baseline, 4096, 4096),
+            Some(Refusal::TooLarge),
+        ),
+        (
+            "one row too many",
+            with_size(&baseline, 640, MAX_SCOPE_HEIGHT as u16 + 1),
+            Some(Refusal::TooLarge),
+        ),
+    ];
+    let mut decoder = Decoder::new();
+    for (name, jpeg, refusal) in cases {
+        let checked = check_header(&jpeg);
+        assert_eq!(
+            checked.as_ref().err().and_then(DecodeError::refusal),
+            refusal,
+            "{name}: {checked:?}"
+        );
+        if let Some(refusal) = refusal {
+            let err = decoder.decode(&jpeg).expect_err(name);
+            assert_eq!(err.refusal(), Some(refusal), "{name}: {err}");
+            assert!(decoder.decode_rgb(&jpeg).is_err(), "{name}");
+        } else if name != "largest accepted size" {
+            decoder
+                .decode(&jpeg)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+}
+
+/// Buffers grown by one large picture shrink back once pictures are small again.
+#[test]
+fn a_large_picture_does_not_keep_its_buffers() {
+    let small = encode_rgb(&gradient(320, 240), 320, 240, SamplingFactor::F_2_1, 90);
+    let large = encode_rgb(&gradient(2560, 1440), 2560, 1440, SamplingFactor::F_2_1, 90);
+    let mut decoder = Decoder::new();
+    decoder.decode(&small).expect("decodes");
+    decoder.decode(&large).expect("decodes");
+    let grown = decoder.frame.data.capacity() + decoder.pixels.capacity();
+    assert!(grown >= 2560 * 1440 * 5, "{grown}");
+    decoder.decode(&small).expect("decodes");
+    let kept =
+        decoder.frame.data.capacity() + decoder.pixels.capacity() + decoder.rgb_scratch.capacity();
+    assert!(
+        kept <= 3 * KEEP_BYTES,
+        "{kept} bytes kept after a small picture"
+    );
+    decoder.decode_rgb(&large).expect("decodes");
+    decoder.decode_rgb(&small).expect("decodes");
+    assert!(decoder.pixels.capacity() <= KEEP_BYTES);
 }
 
 #[test]
@@ -460,7 +587,16 @@ fn decode_rgb_rejects_what_decode_rejects() {
     assert!(decoder.decode_rgb(&[]).is_err());
     let jpeg = encode_rgb(&gradient(16, 16), 16, 16, SamplingFactor::F_2_1, 90);
     assert!(matches!(
-        decoder.decode_rgb(&with_size(&jpeg, 4097, 16)),
+        decoder.decode_rgb(&with_size(&jpeg, 2593, 16)),
         Err(DecodeError::TooLarge { .. })
     ));
+}
+
+#[test]
+fn a_contained_decoder_panic_is_counted() {
+    let before = panics_caught();
+    let outcome: Result<(), DecodeError> =
+        catch_unwind(|| panic!("a decoder bug")).unwrap_or_else(contained);
+    assert!(matches!(outcome, Err(DecodeError::DecoderPanicked)));
+    assert!(panics_caught() > before);
 }

@@ -397,6 +397,8 @@ impl Publisher {
                     .map(|(reason, count)| (reason.label().to_owned(), count))
                     .collect(),
                 undecodable: totals.decode_errors,
+                refused: totals.refused.total(),
+                refused_reasons: totals.refused.by_label(),
                 skipped: totals.frames_skipped,
                 rejected_by_output: totals.sink_rejected,
                 malformed_packets: totals.malformed,
@@ -406,7 +408,8 @@ impl Publisher {
                 p50: millis(0.5),
                 p99: millis(0.99),
             },
-            snapshots: crate::bridge::stats::read(&stats.snapshots),
+            snapshots: totals.snapshots,
+            snapshots_not_saved: totals.snapshots_not_saved.by_label(),
             presses: totals.presses,
             ..self.base.clone()
         };

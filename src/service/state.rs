@@ -44,6 +44,10 @@ pub struct Drops {
     pub reassembly: u64,
     pub reassembly_reasons: BTreeMap<String, u64>,
     pub undecodable: u64,
+    /// Refused before decoding, in total and by reason (too_large, progressive,
+    /// arithmetic, lossless, hierarchical, precision): what no scope sends.
+    pub refused: u64,
+    pub refused_reasons: BTreeMap<String, u64>,
     /// Replaced by a newer frame before the frame path took them (it fell behind).
     pub skipped: u64,
     pub rejected_by_output: u64,
@@ -91,6 +95,9 @@ pub struct BridgeState {
     pub drops: Drops,
     pub latency_ms: LatencyMs,
     pub snapshots: u64,
+    /// Presses that saved nothing, by reason (too_soon, max_files, max_bytes, low_disk,
+    /// failed, no_good_frame); reasons that never happened are left out.
+    pub snapshots_not_saved: BTreeMap<String, u64>,
     pub presses: u64,
 }
 
@@ -458,6 +465,7 @@ mod tests {
     fn state_file_round_trips_and_has_the_documented_fields() {
         let mut state = camera_state(LinkState::Streaming);
         state.pid = 4242;
+        state.snapshots_not_saved.insert("too_soon".into(), 5);
         state.drops.reassembly = 3;
         state
             .drops
@@ -488,6 +496,7 @@ mod tests {
             "drops",
             "latency_ms",
             "snapshots",
+            "snapshots_not_saved",
             "presses",
         ] {
             assert!(json.get(key).is_some(), "missing {key}: {text}");

@@ -86,6 +86,7 @@ pub struct FinalSummary {
     pub rejected_by_output: u64,
     pub malformed: u64,
     pub foreign: u64,
+    pub presses: u64,
 }
 
 impl FinalSummary {
@@ -112,6 +113,7 @@ impl FinalSummary {
             rejected_by_output: after("rejected by output "),
             malformed: after("malformed "),
             foreign: after("foreign "),
+            presses: after("presses "),
             line,
         }
     }
@@ -139,6 +141,8 @@ pub struct Stopped {
     pub summary: FinalSummary,
     /// Peak resident memory (VmHWM), in KiB, read just before SIGTERM.
     pub peak_rss_kib: u64,
+    /// CPU time (user + system) the bridge had used, read just before SIGTERM.
+    pub cpu: Duration,
 }
 
 /// Checks that the bridge is still running (nothing made it give up),
@@ -154,6 +158,7 @@ pub fn stop_bridge(bridge: &mut Proc, log: LogTail, memory_limit_mib: u64) -> St
     }
     let pid = bridge.child.id();
     let peak_rss_kib = status_kib(pid, "VmHWM");
+    let cpu = cpu_time(pid);
     bridge.terminate();
     let status = bridge.wait_for_exit(Duration::from_secs(20));
     let text = log.finish();
@@ -171,7 +176,19 @@ pub fn stop_bridge(bridge: &mut Proc, log: LogTail, memory_limit_mib: u64) -> St
         log: text,
         summary,
         peak_rss_kib,
+        cpu,
     }
+}
+
+/// CPU time (user + system) a process has used, from /proc/PID/stat.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let after_name = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // USER_HZ, the unit of these fields, is 100 in the Linux ABI on every architecture.
+    Duration::from_millis(ticks * 10)
 }
 
 /// A `kB` field of /proc/PID/status (VmRSS, VmHWM, ...).
