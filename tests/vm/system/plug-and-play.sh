@@ -386,9 +386,11 @@ else
     systemctl status --no-pager "$UE" || true
 fi
 dev_unit=$(systemd-escape --path --suffix=device "/sys/subsystem/net/devices/$IE")
-[[ " $(prop "$UE" BindsTo) " == *" $dev_unit "* ]] && [[ $(prop "$dev_unit" ActiveState) == active ]] \
+# systemctl show quotes names with a backslash, C-style: "a-\\x2db.device".
+binds=$(prop "$UE" BindsTo | sed 's/"//g; s/\\\\/\\/g')
+[[ " $binds " == *" $dev_unit "* ]] && [[ $(prop "$dev_unit" ActiveState) == active ]] \
     && ok "$UE BindsTo $dev_unit, which is active (the interface's device unit)" \
-    || bad "$UE BindsTo '$(prop "$UE" BindsTo)', want the active $dev_unit ($(prop "$dev_unit" ActiveState))"
+    || bad "$UE BindsTo '$binds', want the active $dev_unit ($(prop "$dev_unit" ActiveState))"
 exec_start=$(prop "$UE" ExecStart)
 [[ $exec_start == *"argv[]=/usr/bin/scopecam service -- $IE ;"* ]] \
     && ok "ExecStart passes the plain name after --: $(grep -o 'argv\[\]=[^;]*' <<<"$exec_start")" \
