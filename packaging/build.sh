@@ -48,7 +48,7 @@ if ((rpm)); then
     # Library requirements from ldd, the same whether or not this machine
     # has rpm's find-requires. The rpm crate adds the sysusers.d
     # dependencies as rpmbuild >= 4.19 does (Provides: user(scopecam),
-    # Requires: group(video) group(input)): fine on Fedora >= 39; rpm < 4.19
+    # Requires: group(video)): fine on Fedora >= 39; rpm < 4.19
     # (RHEL 9, Leap 15) finds no provider for group(video).
     cargo generate-rpm --auto-req builtin
 fi

@@ -517,15 +517,20 @@ fn validate_interface_name(name: &str) -> Result<(), ConfigError> {
     let ok =
         name.len() <= 15 && !name.contains(['/', '\0']) && !name.chars().any(char::is_whitespace);
     if ok {
-        Ok(())
-    } else {
-        Err(bad(
-            "interface",
-            format!(
-                "'{name}' is not a network interface name (at most 15 characters, no '/' or spaces)"
-            ),
-        ))
+        return Ok(());
     }
+    // scopecam@scope-1.service started by hand: systemd reads '-' in a unit name as '/'.
+    let hint = if name.contains('/') {
+        "; a unit for an interface with '-' in its name is scopecam@$(systemd-escape IFACE).service"
+    } else {
+        ""
+    };
+    Err(bad(
+        "interface",
+        format!(
+            "'{name}' is not a network interface name (at most 15 characters, no '/' or spaces){hint}"
+        ),
+    ))
 }
 
 impl Settings {
@@ -698,6 +703,35 @@ mod tests {
             let err = load_file(contents, &[], &Overrides::default()).unwrap_err();
             assert!(err.to_string().contains(key), "{contents}: {err}");
         }
+    }
+
+    #[test]
+    fn interface_names_with_dashes_are_fine_and_a_slash_hints_at_escaping() {
+        for name in ["scope-1", "-odd-name", "enx00e04c680001"] {
+            let settings = load_file(
+                "",
+                &[],
+                &Overrides {
+                    interface: Some(name.into()),
+                    ..Overrides::default()
+                },
+            )
+            .unwrap();
+            assert_eq!(settings.interface.as_deref(), Some(name));
+        }
+        // What %I gives for the unescaped scopecam@scope-1.service.
+        let err = load_file(
+            "",
+            &[],
+            &Overrides {
+                interface: Some("scope/1".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("systemd-escape"), "{err}");
+        let err = load_file("interface = \"a b\"\n", &[], &Overrides::default()).unwrap_err();
+        assert!(!err.to_string().contains("systemd-escape"), "{err}");
     }
 
     #[test]

@@ -3,8 +3,11 @@
 systemd-sysusers scopecam.conf || :
 if [ -d /run/udev ]; then
     udevadm control --reload || :
-    # Apply 70-scopecam-uinput.rules to an existing /dev/uinput now.
+    # 75-scopecam-uinput.rules gives the user created above an ACL entry on
+    # /dev/uinput: load the module or re-evaluate the loaded one, now.
+    modprobe uinput 2>/dev/null || :
     udevadm trigger --action=change --subsystem-match=misc --sysname-match=uinput || :
+    udevadm settle --timeout=10 || :
 fi
 if [ -d /run/systemd/system ]; then
     systemctl daemon-reload || :
@@ -19,4 +22,3 @@ if [ -e /sys/module/v4l2loopback ]; then
 elif ! modprobe v4l2loopback 2>/dev/null; then
     echo "scopecam: could not load v4l2loopback (install v4l2loopback from RPM Fusion; Secure Boot needs a signed module)" >&2
 fi
-modprobe uinput 2>/dev/null || :

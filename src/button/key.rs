@@ -35,9 +35,9 @@ pub enum KeyError {
     UnknownKey(String),
     #[error(
         "cannot open /dev/uinput to create the virtual key: {0}; load the module \
-         (`sudo modprobe uinput`) and give the service access (a udev rule: \
-         KERNEL==\"uinput\", GROUP=\"input\", MODE=\"0660\", OPTIONS+=\"static_node=uinput\"; \
-         and the user in group 'input')"
+         (`sudo modprobe uinput`) and give this user write access: the package's udev rule \
+         gives it to the service's user scopecam (an ACL entry, 75-scopecam-uinput.rules); by \
+         hand `sudo setfacl -m u:$USER:rw /dev/uinput` (until reboot)"
     )]
     NoUinput(std::io::Error),
     #[error("cannot create the virtual keyboard: {0}")]

@@ -378,6 +378,23 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// The unit runs `scopecam service -- %I`: an interface name may contain and start
+    /// with '-', and after `--` it is the name, never an option.
+    #[test]
+    fn service_takes_an_interface_name_with_dashes_after_double_dash() {
+        for name in ["-odd-name", "scope-1", "--", "-h", "enx00e04c680001"] {
+            let cli = Cli::try_parse_from(["scopecam", "service", "--", name]).unwrap();
+            let Command::Service(args) = cli.command else {
+                panic!("not service")
+            };
+            assert_eq!(args.interface, name);
+            assert_eq!(args.config, None);
+        }
+        // Without `--` a leading '-' is read as an option and rejected.
+        let err = Cli::try_parse_from(["scopecam", "service", "-odd-name"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
+    }
+
     #[test]
     fn run_flags_have_the_documented_names() {
         let cli = Cli::try_parse_from([

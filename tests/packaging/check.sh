@@ -42,11 +42,12 @@ bin=target/release/scopecam
 
 step "unit: fixed values"
 unit=systemd/scopecam@.service
-for line in 'ExecStart=/usr/bin/scopecam service %i' 'Type=notify' 'NotifyAccess=main' \
+for line in 'ExecStart=/usr/bin/scopecam service -- %I' 'Type=notify' 'NotifyAccess=main' \
     'WatchdogSec=10s' 'Restart=on-failure' 'RestartSec=2s' 'StartLimitIntervalSec=60' \
     'StartLimitBurst=5' 'BindsTo=sys-subsystem-net-devices-%i.device' \
     'After=sys-subsystem-net-devices-%i.device' 'User=scopecam' \
-    'SupplementaryGroups=video input' 'RuntimeDirectory=scopecam' \
+    'SupplementaryGroups=video' 'ExecStopPost=-/bin/rm -f /run/scopecam/%I.json' \
+    'RuntimeDirectory=scopecam' \
     'RuntimeDirectoryMode=0755' 'RuntimeDirectoryPreserve=yes' 'StateDirectory=scopecam' \
     'StateDirectoryMode=0755' 'DevicePolicy=closed' 'DeviceAllow=char-video4linux rw' \
     'DeviceAllow=/dev/uinput rw' 'DeviceAllow=/dev/v4l2loopback rw' \
@@ -68,6 +69,29 @@ if [[ -n $out ]]; then
     fail "systemd-analyze verify printed the above"
 fi
 
+step "unit: interface names that need escaping (udev rule's instance, verify)"
+# 85-scopecam.rules names the instance with systemd-escape; its PROGRAM line is
+# run here as udev would (with \$name replaced), and each resulting unit must
+# unescape to the interface name (%I) and pass verify like the plain one.
+program=$(sed -n 's/^PROGRAM="\([^"]*\)".*/\1/p' udev/85-scopecam.rules)
+# shellcheck disable=SC2016 # the literal udev substitution
+[[ $program == *'$name'* ]] || fail "85-scopecam.rules: no PROGRAM line with \$name"
+for name in enx00e04c680001 scope-1 -odd-name a.b_c; do
+    # shellcheck disable=SC2086 # split into words as udev does
+    unit=$(${program//\$name/$name} 2>&1) || { fail "'$program' for '$name': $unit"; continue; }
+    back=$(systemd-escape --unescape --instance "$unit" 2>&1)
+    echo "$name -> $unit -> %I '$back'"
+    [[ $back == "$name" ]] || fail "$unit unescapes to '$back', not '$name'"
+    if [[ $name != *-* ]]; then
+        [[ $unit == "scopecam@$name.service" ]] || fail "'$name' became $unit (escaped when it need not be)"
+        continue
+    fi
+    [[ $unit == *\\* ]] || fail "$unit for '$name' has no escape: its %i would not name the device unit"
+    ln -s scopecam@.service "$tmp/units/$unit"
+    out=$(systemd-analyze verify --man=no "$tmp/units/$unit" 2>&1) || fail "systemd-analyze verify $unit exited $?"
+    [[ -z $out ]] || { echo "$out"; fail "systemd-analyze verify $unit printed the above"; }
+done
+
 step "unit: systemd-analyze security (threshold $security_threshold/100)"
 security=$(systemd-analyze security --offline=yes "$instance" 2>&1 | tail -1) || true
 echo "$security"
@@ -79,16 +103,18 @@ fi
 step "unit: the bridge's system calls are within its SystemCallFilter"
 bash tests/packaging/syscalls.sh "$bin" || fail "system calls outside the filter"
 
-step "sysusers.d: user scopecam in video and input"
+step "sysusers.d: user scopecam in video, not in input"
 mkdir -p "$tmp/sysroot/etc"
 systemd-sysusers --root="$tmp/sysroot" "$root/packaging/sysusers.d/scopecam.conf" >/dev/null 2>&1 ||
     fail "systemd-sysusers failed"
 grep -q '^scopecam:x:[0-9]*:[0-9]*:[^:]*:/var/lib/scopecam:' "$tmp/sysroot/etc/passwd" ||
     fail "no scopecam user with home /var/lib/scopecam"
-for group in video input; do
-    grep -Eq "^$group:x:[0-9]+:(.*,)?scopecam(,|$)" "$tmp/sysroot/etc/group" ||
-        fail "scopecam is not in group $group"
-done
+grep -Eq "^video:x:[0-9]+:(.*,)?scopecam(,|$)" "$tmp/sysroot/etc/group" ||
+    fail "scopecam is not in group video"
+# /dev/uinput is the user's through an ACL entry (75-scopecam-uinput.rules);
+# group input would also let it read every keyboard.
+! grep -Eq "^input:x:[0-9]+:(.*,)?scopecam(,|$)" "$tmp/sysroot/etc/group" ||
+    fail "scopecam is in group input"
 
 step "shell scripts: shellcheck"
 if command -v shellcheck >/dev/null; then
@@ -97,7 +123,7 @@ if command -v shellcheck >/dev/null; then
         tests/packaging/check.sh tests/packaging/dispatcher.sh tests/packaging/networkd.sh \
         tests/packaging/syscalls.sh ||
         fail "shellcheck"
-    shellcheck -s sh packaging/rpm/*.sh || fail "shellcheck (rpm scriptlets)"
+    shellcheck -s sh packaging/rpm/*.sh packaging/arch/scopecam.install || fail "shellcheck (rpm, pacman scriptlets)"
     shellcheck -s bash -e SC2034,SC2154,SC2164 packaging/arch/PKGBUILD || fail "shellcheck (PKGBUILD)"
 else
     echo "SKIP: shellcheck not installed"
@@ -135,7 +161,7 @@ expected=(
     "etc/scopecam/config.toml 644"
     "usr/lib/systemd/system/scopecam@.service 644"
     "usr/lib/udev/rules.d/85-scopecam.rules 644"
-    "usr/lib/udev/rules.d/70-scopecam-uinput.rules 644"
+    "usr/lib/udev/rules.d/75-scopecam-uinput.rules 644"
     "usr/lib/modprobe.d/scopecam.conf 644"
     "usr/lib/modules-load.d/scopecam.conf 644"
     "usr/lib/sysusers.d/scopecam.conf 644"
@@ -186,6 +212,7 @@ recommends=$(dpkg-deb -f "$deb" Recommends)
 echo "Depends: $depends"
 echo "Recommends: $recommends"
 [[ $depends != *v4l2loopback* ]] || fail "deb: v4l2loopback in Depends (must be a Recommends): $depends"
+[[ ", $depends," == *", acl,"* ]] || fail "deb does not depend on acl (setfacl in the udev rule): $depends"
 relations "$recommends" | grep -qxF 'v4l2loopback-dkms | v4l2loopback-modules' ||
     fail "deb does not recommend 'v4l2loopback-dkms | v4l2loopback-modules': $recommends"
 relations "$recommends" | grep -qxF v4l-utils || fail "deb does not recommend v4l-utils: $recommends"
@@ -193,6 +220,8 @@ dpkg-deb --ctrl-tarfile "$deb" | tar -t >"$tmp/control.list"
 for script in postinst prerm postrm; do
     grep -qx "./$script" "$tmp/control.list" || fail "deb lacks $script"
 done
+dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./postrm | grep -q 'setfacl -x u:scopecam /dev/uinput' ||
+    fail "deb postrm does not remove the uinput ACL entry"
 dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/bin/scopecam >"$tmp/deb.bin"
 if command -v file >/dev/null && ! file "$tmp/deb.bin" | grep -q stripped; then
     fail "deb: binary not stripped"
@@ -218,7 +247,11 @@ if ((rpm_build)) && command -v rpm >/dev/null; then
         grep -qx "$name" <<<"$rpm_recommends" || fail "rpm does not recommend $name"
     done
     ! rpm -qp --requires "$rpmfile" 2>/dev/null | grep -q v4l2loopback || fail "rpm requires v4l2loopback (must be a Recommends)"
-    rpm -qp --scripts "$rpmfile" 2>/dev/null | grep -q 'systemd-sysusers scopecam.conf' || fail "rpm %post lacks sysusers"
+    rpm -qp --requires "$rpmfile" 2>/dev/null | grep -qx acl || fail "rpm does not require acl (setfacl in the udev rule)"
+    rpm -qp --requires "$rpmfile" 2>/dev/null | grep -q 'group(input)' && fail "rpm requires group(input)"
+    rpm -qp --scripts "$rpmfile" 2>/dev/null >"$tmp/rpm.scripts"
+    grep -q 'systemd-sysusers scopecam.conf' "$tmp/rpm.scripts" || fail "rpm %post lacks sysusers"
+    grep -q 'setfacl -x u:scopecam /dev/uinput' "$tmp/rpm.scripts" || fail "rpm %postun does not remove the uinput ACL entry"
 else
     echo "SKIP: no rpm (cargo-generate-rpm or rpm missing)"
 fi
@@ -238,10 +271,17 @@ cp -r target/assets "$tmp/arch/src/assets"
     set -e
     package
     printf '%s\n' "${depends[@]}" >"$tmp/arch.depends"
+    # shellcheck disable=SC2154 # set by the PKGBUILD
+    echo "install: $install"
 ) >"$tmp/arch.log" 2>&1 || { cat "$tmp/arch.log"; fail "PKGBUILD package() failed"; }
 # The virtual package, not v4l2loopback-dkms: kernels that ship the module provide it too.
 grep -qx V4L2LOOPBACK-MODULE "$tmp/arch.depends" || fail "PKGBUILD does not depend on V4L2LOOPBACK-MODULE"
 ! grep -q v4l2loopback-dkms "$tmp/arch.depends" || fail "PKGBUILD depends on v4l2loopback-dkms"
+grep -qx acl "$tmp/arch.depends" || fail "PKGBUILD does not depend on acl"
+arch_install=$(sed -n 's/^install: //p' "$tmp/arch.log")
+[[ -n $arch_install && -f packaging/arch/$arch_install ]] || fail "PKGBUILD install= '$arch_install' is not a file in packaging/arch"
+grep -q 'setfacl -x u:scopecam /dev/uinput' "packaging/arch/$arch_install" 2>/dev/null ||
+    fail "PKGBUILD's install script does not remove the uinput ACL entry"
 arch_expected=("${expected[@]}" "usr/share/zsh/site-functions/_scopecam 644")
 for page in "${man_pages[@]}"; do
     arch_expected+=("usr/share/man/man1/$page 644")

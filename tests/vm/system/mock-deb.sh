@@ -27,7 +27,8 @@ set -uo pipefail
 REAL=/usr/lib/scopecam-mock/scopecam-real
 case "${1:-}" in
 service)
-    iface=$2
+    shift; [[ ${1:-} == -- ]] && shift
+    iface=$1
     for _ in $(seq 70); do
         [[ -e /sys/class/net/$iface ]] || { echo "$iface is gone (unplugged)"; exit 0; }
         ip -4 -o addr show dev "$iface" | grep -q inet && break
@@ -67,7 +68,7 @@ chmod 0755 "$d/usr/bin/scopecam"
 # systemd-notify --pid needs that) and no sandboxing.
 cat > "$d/lib/systemd/system/scopecam@.service" <<'EOF'
 [Unit]
-Description=MOCK scopecam bridge on %i
+Description=MOCK scopecam bridge on %I
 BindsTo=sys-subsystem-net-devices-%i.device
 After=sys-subsystem-net-devices-%i.device modprobe@v4l2loopback.service modprobe@uinput.service
 Wants=modprobe@v4l2loopback.service modprobe@uinput.service
@@ -76,7 +77,7 @@ StartLimitBurst=5
 [Service]
 Type=notify
 NotifyAccess=main
-ExecStart=/usr/bin/scopecam service %i
+ExecStart=/usr/bin/scopecam service -- %I
 WatchdogSec=10s
 Restart=on-failure
 RestartSec=2s
@@ -86,11 +87,9 @@ RuntimeDirectoryPreserve=yes
 StateDirectory=scopecam
 StateDirectoryMode=0755
 EOF
-cat > "$d/lib/udev/rules.d/85-scopecam.rules" <<'EOF'
-SUBSYSTEM=="net", ACTION!="remove", ENV{ID_USB_DRIVER}=="r8152", ENV{ID_VENDOR_ID}=="0bda", ENV{ID_MODEL_ID}=="8152", ENV{SCOPECAM_CANDIDATE}="1", TAG+="systemd", ENV{SYSTEMD_WANTS}+="scopecam@$name.service"
-EOF
-echo 'KERNEL=="uinput", GROUP="input", MODE="0660", OPTIONS+="static_node=uinput"' \
-    > "$d/lib/udev/rules.d/70-scopecam-uinput.rules"
+# The shipped udev rules and maintainer scripts themselves (escaped instance
+# names, the ACL entry on /dev/uinput and its removal).
+cp "$REPO/udev/85-scopecam.rules" "$REPO/udev/75-scopecam-uinput.rules" "$d/lib/udev/rules.d/"
 echo 'options v4l2loopback devices=2 video_nr=42,43 card_label="Borescope,Borescope 2" exclusive_caps=1,1' \
     > "$d/etc/modprobe.d/scopecam.conf"
 mkdir -p "$d/lib/systemd/network"
@@ -103,17 +102,12 @@ cat > "$d/DEBIAN/control" <<'EOF'
 Package: scopecam
 Version: 0.0.0-mock
 Architecture: amd64
-Depends: v4l2loopback-dkms
+Depends: v4l2loopback-dkms, acl
 Maintainer: mock <noreply@invalid>
 Description: MOCK scopecam package for testing tests/vm/system/plug-and-play.sh
  Not the product.
 EOF
-cat > "$d/DEBIAN/postinst" <<'EOF'
-#!/bin/sh
-set -e
-systemd-sysusers scopecam.conf
-udevadm control --reload || true
-EOF
-chmod 0755 "$d/DEBIAN/postinst"
+install -m 0755 "$REPO/packaging/debian/postinst" "$REPO/packaging/debian/prerm" \
+    "$REPO/packaging/debian/postrm" "$d/DEBIAN/"
 dpkg-deb --build --root-owner-group "$d" "$OUTDEB" >/dev/null
 echo "mock-deb.sh: wrote $OUTDEB"

@@ -22,6 +22,12 @@
 # answers makes the unit exit 0 quietly, without restarts; a re-plugged scope
 # streams again; and with the shipped systemd-networkd file a scope whose DHCP
 # offers a router and DNS gets its address without a default route.
+# /dev/uinput: before the install as the distribution made it, after it with
+# one ACL entry (user scopecam rw, nobody else: not group input), still so
+# after `udevadm trigger`, the key press readable from the virtual keyboard,
+# and after `apt-get purge` exactly as before. An interface named with dashes
+# (a leading one too) gets its escaped unit (scopecam@\x2dscope\x2de0.service)
+# bound to the right device, with the state file under the plain name.
 set -euo pipefail
 
 R=${SCOPECAM_VM_RESULTS:-/tmp}
@@ -65,6 +71,27 @@ step "boot"
 state=$(timeout 60 systemctl is-system-running --wait || true)
 [[ "$state" == running ]] && ok "system running" || { bad "is-system-running: '$state'"; systemctl --failed --no-pager || true; }
 
+# --- 0. /dev/uinput as the distribution makes it ----------------------------
+# uinput_perms: owner, group, mode and the whole ACL, one line.
+uinput_perms() {
+    echo "$(stat -c '%U:%G %a' /dev/uinput 2>/dev/null || echo missing) $(getfacl -cp /dev/uinput 2>/dev/null | tr '\n' ' ')"
+}
+# can_open USER [GROUP]: USER (with GROUP as a supplementary group) opens
+# /dev/uinput for writing, as the bridge does.
+can_open() {
+    local extra=()
+    [[ -n ${2:-} ]] && extra=(-G "$2")
+    runuser -u "$1" "${extra[@]}" -- sh -c 'exec 3<>/dev/uinput' 2>/dev/null
+}
+step "/dev/uinput before the install"
+# Usually kmod's static node (the module loads on first open, or from the
+# package's modules-load.d); without one, the loaded module's node.
+[[ -e /dev/uinput ]] || { modprobe uinput; udevadm settle; }
+uinput_before=$(uinput_perms)
+echo "   /dev/uinput: $uinput_before (module $([[ -e /sys/module/uinput ]] && echo loaded || echo 'not loaded'))"
+[[ $uinput_before != *scopecam* ]] && ok "no scopecam entry on /dev/uinput before the install" \
+    || bad "/dev/uinput mentions scopecam before the install: $uinput_before"
+
 # --- 1. install -------------------------------------------------------------
 step "install $(basename "$DEB")"
 # As the README says: apt with the local file. The VM has no network, which is
@@ -85,13 +112,45 @@ u_type=$(prop scopecam@probe-only.service Type)
     || die "scopecam@.service: Type='$u_type' (not found by systemd, or not Type=notify)"
 echo "   unit: $(systemctl cat scopecam@probe-only.service 2>/dev/null | grep -E '^(User|WatchdogSec|Restart|NotifyAccess)=' | tr '\n' ' ')"
 
+# /dev/uinput: user scopecam and nobody else. The install loaded the module
+# (its "add" event applied the shipped 75-scopecam-uinput.rules).
+step "/dev/uinput after the install"
+check_uinput_acl() {
+    local when=$1 acl owner
+    acl=$(getfacl -cp /dev/uinput 2>/dev/null || true)
+    owner=$(stat -c '%U:%G' /dev/uinput)
+    echo "   /dev/uinput ($when): $(uinput_perms)"
+    [[ $owner == "${uinput_before%% *}" ]] && ok "$when: owner and group still $owner" \
+        || bad "$when: /dev/uinput is $owner, was ${uinput_before%% *}"
+    grep -qx 'user:scopecam:rw-' <<<"$acl" && grep -qx 'mask::rw-' <<<"$acl" \
+        && ok "$when: ACL entry user:scopecam:rw-, effective (mask::rw-)" \
+        || bad "$when: no effective user:scopecam:rw- entry: $(tr '\n' ' ' <<<"$acl")"
+    grep -qx 'group::---' <<<"$acl" && grep -qx 'other::---' <<<"$acl" \
+        && ok "$when: group and other have no access (group::--- other::---)" \
+        || bad "$when: group/other have access: $(tr '\n' ' ' <<<"$acl")"
+    [[ $(grep -cE '^(user|group):[^:]+:' <<<"$acl") == 1 ]] \
+        && ok "$when: scopecam is the only named entry" \
+        || bad "$when: other named entries: $(tr '\n' ' ' <<<"$acl")"
+    can_open scopecam && ok "$when: user scopecam opens /dev/uinput for writing" \
+        || bad "$when: user scopecam cannot open /dev/uinput"
+    ! can_open nobody input && ok "$when: a member of group input cannot open /dev/uinput" \
+        || bad "$when: user nobody in group input opened /dev/uinput"
+}
+check_uinput_acl "after install"
+id -nG scopecam | grep -qw input && bad "user scopecam is in group input: $(id scopecam)" \
+    || ok "user scopecam is not in group input ($(id -nG scopecam))"
+# A change event re-evaluates the node (and any rule's MODE= would chmod it,
+# clearing the ACL mask): the entry must survive it.
+udevadm trigger --settle --action=change --subsystem-match=misc --sysname-match=uinput
+check_uinput_acl "after udevadm trigger"
+
 # --- 2. make scope* veths look like an RTL8152 to udev -------------------------
 # Test only, in /run (gone at power-off). Numbered before 80-net-setup-link and
 # the shipped 85 rule, so the shipped rule sees the properties as it would
 # from the stock USB import on real hardware.
 mkdir -p /run/udev/rules.d
 cat > /run/udev/rules.d/79-scopecam-test.rules <<'EOF'
-SUBSYSTEM=="net", ACTION!="remove", KERNEL=="scope*", ENV{ID_USB_DRIVER}="r8152", ENV{ID_VENDOR_ID}="0bda", ENV{ID_MODEL_ID}="8152"
+SUBSYSTEM=="net", ACTION!="remove", KERNEL=="scope*|-scope*", ENV{ID_USB_DRIVER}="r8152", ENV{ID_VENDOR_ID}="0bda", ENV{ID_MODEL_ID}="8152"
 EOF
 udevadm control --reload
 modprobe veth
@@ -109,7 +168,7 @@ make_scope() {
     # is what real machines may have, but the far end is the scope here.
     ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
     T_PLUG=$SECONDS
-    ip link add "$ifc" type veth peer name eth0 netns "$ns"
+    ip link add name "$ifc" type veth peer name eth0 netns "$ns"
     ip netns exec "$ns" ip addr add 192.168.10.123/24 dev eth0
     ip netns exec "$ns" ip link set eth0 up
     if [[ "$sim" == yes ]]; then
@@ -119,7 +178,7 @@ make_scope() {
             || die "simulator in $ns did not open 192.168.10.123:50000 (see simulator-$ns.log)"
     fi
     ip addr add "$ip/24" dev "$ifc"
-    ip link set "$ifc" up
+    ip link set dev "$ifc" up
     echo "   $ifc: $ip/24, far end 192.168.10.123 in netns $ns (simulator: $sim), rp_filter=$(sysctl -n "net.ipv4.conf.$ifc.rp_filter")"
 }
 
@@ -177,7 +236,7 @@ check_streaming() {
 # check_unplug UNIT IFACE: deleting the link stops the unit cleanly.
 check_unplug() {
     local unit=$1 ifc=$2
-    ip link del "$ifc"
+    ip link del dev "$ifc"
     if wait_for 30 state_is "$unit" inactive; then
         ok "$unit inactive after 'ip link del $ifc' (Result=$(prop "$unit" Result), exit status $(prop "$unit" ExecMainStatus))"
         [[ $(prop "$unit" Result) == success ]] || bad "$unit Result=$(prop "$unit" Result), want success"
@@ -223,10 +282,27 @@ runuser -u nobody -- scopecam status > "$R/status-a-nobody.txt" 2>&1 \
     || { bad "scopecam status as user nobody:"; cat "$R/status-a-nobody.txt"; }
 kill "$reader" 2>/dev/null || true; wait "$reader" 2>/dev/null || true
 
-# The button: /dev/uinput reachable by the service's group only (shipped
-# 70-scopecam-uinput.rules), and snapshots written under StateDirectory=.
-u=$(stat -c '%G:%a' /dev/uinput 2>/dev/null || echo missing)
-[[ "$u" == input:660 ]] && ok "/dev/uinput is input:660" || bad "/dev/uinput is $u, want input:660"
+# The button: the bridge (user scopecam, through its ACL entry) made the
+# virtual keyboard, and a press comes out of it as KEY_CAMERA down; snapshots
+# are written under StateDirectory=.
+journalctl -b -u "$UA" -o cat | grep -q "button presses KEY_CAMERA on virtual keyboard 'Borescope button'" \
+    && ok "$UA opened /dev/uinput: virtual keyboard 'Borescope button'" \
+    || { bad "$UA has no virtual keyboard:"; journalctl -b -u "$UA" -o cat | grep -i uinput; }
+kbd=$(awk '/^N: Name="Borescope button"/ { f = 1 }
+    f && /^H: Handlers=/ { for (i = 2; i <= NF; i++) { sub(/^Handlers=/, "", $i); if ($i ~ /^event[0-9]+$/) { print $i; exit } } }
+    /^$/ { f = 0 }' /proc/bus/input/devices)
+if [[ -n $kbd && -e /dev/input/$kbd ]]; then
+    # struct input_event on x86-64: 16 bytes time, u16 type, u16 code, s32 value.
+    # EV_KEY (1), KEY_CAMERA (212 = 0xd4), value 1 = down. Presses every 5 s.
+    if timeout 20 od -An -v -tx1 -w24 -N 96 "/dev/input/$kbd" > "$R/key-events.txt" 2>&1 \
+            && awk '$17 == "01" && $18 == "00" && $19 == "d4" && $20 == "00" && $21 == "01" { f = 1 } END { exit !f }' "$R/key-events.txt"; then
+        ok "KEY_CAMERA press read from /dev/input/$kbd ('Borescope button')"
+    else
+        bad "no KEY_CAMERA press on /dev/input/$kbd within 20 s:"; cat "$R/key-events.txt"
+    fi
+else
+    bad "no input device 'Borescope button' in /proc/bus/input/devices"
+fi
 if wait_for 30 bash -c 'compgen -G "/var/lib/scopecam/snapshots/*.jp*g"'; then
     snap=$(compgen -G "/var/lib/scopecam/snapshots/*.jp*g" | head -1)
     runuser -u nobody -- head -c 2 "$snap" | od -An -tx1 | grep -q 'ff d8' \
@@ -293,6 +369,41 @@ fi
 check_streaming scopea0 scopeA2
 check_frames Borescope a2
 check_unplug "$UA" scopea0
+
+# --- 6b. an interface name with dashes, a leading one too -------------------------------
+# Unit names read '-' as '/': udev (85-scopecam.rules) must start the escaped
+# instance, whose %i names the device unit and whose %I is the name the
+# bridge gets after `--` and keeps its state file under.
+step "scope E: interface -scope-e0 (dashes, a leading one)"
+IE=-scope-e0
+UE=$(systemd-escape --template=scopecam@.service -- "$IE")
+[[ $UE == 'scopecam@\x2dscope\x2de0.service' ]] || bad "systemd-escape gave $UE"
+make_scope "$IE" scopeE yes 192.168.10.100
+if wait_for 60 state_is "$UE" active; then
+    ok "$UE active $((SECONDS - T_PLUG)) s after plug-in; status: '$(prop "$UE" StatusText)'"
+else
+    bad "$UE not active: $(prop "$UE" ActiveState)/$(prop "$UE" SubState) Result=$(prop "$UE" Result)"
+    systemctl status --no-pager "$UE" || true
+fi
+dev_unit=$(systemd-escape --path --suffix=device "/sys/subsystem/net/devices/$IE")
+# systemctl show quotes names with a backslash, C-style: "a-\\x2db.device".
+binds=$(prop "$UE" BindsTo | sed 's/"//g; s/\\\\/\\/g')
+[[ " $binds " == *" $dev_unit "* ]] && [[ $(prop "$dev_unit" ActiveState) == active ]] \
+    && ok "$UE BindsTo $dev_unit, which is active (the interface's device unit)" \
+    || bad "$UE BindsTo '$binds', want the active $dev_unit ($(prop "$dev_unit" ActiveState))"
+exec_start=$(prop "$UE" ExecStart)
+[[ $exec_start == *"argv[]=/usr/bin/scopecam service -- $IE ;"* ]] \
+    && ok "ExecStart passes the plain name after --: $(grep -o 'argv\[\]=[^;]*' <<<"$exec_start")" \
+    || bad "ExecStart: $exec_start"
+check_streaming "$IE" scopeE
+scopecam status > "$R/status-e.txt" 2>&1 || true
+grep -qe "$IE" "$R/status-e.txt" && ok "scopecam status shows $IE" \
+    || { bad "scopecam status does not show $IE:"; cat "$R/status-e.txt"; }
+# Nothing under an unescaped or backslash-stripped name.
+others=$(systemctl list-units --all --plain --no-legend 'scopecam@*' | awk '{ print $1 }' | grep -vxF "$UE" | grep -e scope-e0 -e x2dscope || true)
+[[ -z $others ]] && ok "no other unit for $IE" || bad "units under wrong names: $others"
+check_unplug "$UE" "$IE"
+kill "${SIM_PID[scopeE]}" 2>/dev/null || true
 
 # --- 7. an RTL8152 that is not a scope -----------------------------------------------
 step "scope C: a link where nothing answers"
@@ -383,3 +494,17 @@ EOC
     echo "   routes on scoped0: $(ip -4 route show dev scoped0 | tr '\n' ';')"
     check_unplug "$UD" scoped0
 fi
+
+# --- 9. purge: /dev/uinput as before the install ---------------------------------
+step "apt-get purge scopecam"
+if apt-get purge -y scopecam > "$R/purge.log" 2>&1; then
+    ok "apt-get purge scopecam"
+else
+    cat "$R/purge.log"; bad "apt-get purge scopecam failed"
+fi
+uinput_after=$(uinput_perms)
+echo "   /dev/uinput: $uinput_after"
+[[ $uinput_after == "$uinput_before" ]] && ok "/dev/uinput as before the install: $uinput_after" \
+    || bad "/dev/uinput after purge: '$uinput_after', before install: '$uinput_before'"
+! can_open scopecam && ok "user scopecam can no longer open /dev/uinput" \
+    || bad "user scopecam still opens /dev/uinput after purge"

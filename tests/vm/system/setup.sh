@@ -62,9 +62,11 @@ mkdir -p "$OUT/debootstrap-cache"
 # Packages: systemd as init with udev and D-Bus (systemctl talks to PID 1 over
 # it), iproute2 for netns/veth, kmod for modprobe/depmod, v4l-utils for a
 # frame consumer (v4l2-ctl), busybox for udhcpd and small tools, procps for
-# ps/pgrep in failure reports. The rest of the package's runtime deps are libc
-# only (a Rust binary); anything else it declares is handled below.
-INCLUDE=systemd,systemd-sysv,udev,dbus,iproute2,kmod,v4l-utils,busybox,procps,iputils-ping
+# ps/pgrep in failure reports, acl for setfacl/getfacl (the package depends on
+# it: its udev rule gives the service user an ACL entry on /dev/uinput). The
+# rest of the package's runtime deps are libc only (a Rust binary); anything
+# else it declares is handled below.
+INCLUDE=systemd,systemd-sysv,udev,dbus,iproute2,kmod,v4l-utils,busybox,procps,iputils-ping,acl
 step_start "debootstrap $SUITE (minbase) from $mirror"
 # --cache-dir keeps the downloaded .debs: a rebuild after editing this script
 # does not download again.
