@@ -493,7 +493,7 @@ impl RawSettings {
             address_timeout: seconds("address_timeout_s", self.address_timeout_s, 1, 120)?,
             probe_timeout: seconds("probe_timeout_s", self.probe_timeout_s, 1, 30)?,
             scope_interfaces: scope_link_ids(&self.scope_interfaces)?,
-            lease_wait: seconds("lease_wait_s", self.lease_wait_s, 1, 120)?,
+            lease_wait: seconds("lease_wait_s", self.lease_wait_s, 1, 40)?,
         })
     }
 
@@ -760,6 +760,7 @@ mod tests {
             ("address_timeout_s = 0\n", "address_timeout_s"),
             ("probe_timeout_s = 31\n", "probe_timeout_s"),
             ("lease_wait_s = 0\n", "lease_wait_s"),
+            ("lease_wait_s = 41\n", "lease_wait_s"),
             ("scope_interfaces = [\"a/b\"]\n", "scope_interfaces"),
             (
                 "scope_interfaces = [\"00:e0:4c:68:00\"]\n",
