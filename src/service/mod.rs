@@ -5,8 +5,8 @@
 //! scope's (listed in `scope_interfaces`, or its DHCP lease came from the scope, see
 //! [`scope_link`]) and that the scope's address is on the link itself, leaving quietly
 //! otherwise (plenty of ordinary dongles share the scope's USB ids); probe the scope
-//! with a read-only button poll and leave quietly if nothing answers; claim a camera slot ("Borescope",
-//! "Borescope 2", ...); run the bridge, telling systemd when the first frame is out,
+//! with a read-only button poll and leave quietly if nothing answers; claim a camera
+//! slot ("Borescope", "Borescope 2", ...); run the bridge, telling systemd when the first frame is out,
 //! feeding its watchdog from the frame path, and keeping `$RUNTIME/IFACE.json` current
 //! for `scopecam status`. Nothing is opened or created before the probe succeeds.
 
