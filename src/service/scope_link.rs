@@ -456,17 +456,17 @@ mod tests {
         );
         assert!(started.elapsed() < Duration::from_secs(10));
 
-        let configured = Some(ScopeLinkId::Name("enx1".into()));
+        let enx1 = ScopeLinkId::Name("enx1".into());
         let verdict = files
             .wait_for_verdict(
                 "enx1",
                 7,
-                configured.clone(),
+                Some(enx1.clone()),
                 SCOPE,
                 Duration::from_secs(20),
             )
             .await;
-        assert_eq!(verdict, Verdict::Configured(configured.unwrap()));
+        assert_eq!(verdict, Verdict::Configured(enx1));
     }
 
     #[test]
