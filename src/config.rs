@@ -68,6 +68,59 @@ pub struct Settings {
     pub address_timeout: Duration,
     /// `scopecam service`: how long the scope has to answer the first button poll.
     pub probe_timeout: Duration,
+    /// `scopecam service`: links the user declared to be scope links (by interface name
+    /// or MAC address); any other link needs a DHCP lease from the scope.
+    pub scope_interfaces: Vec<ScopeLinkId>,
+    /// `scopecam service`: how long to wait, once the link has an address, for the
+    /// network manager to record its DHCP lease.
+    pub lease_wait: Duration,
+}
+
+/// One entry of `scope_interfaces`: a link the user says is a scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScopeLinkId {
+    /// The interface name, e.g. "enx00e04c680001".
+    Name(String),
+    /// The link's MAC address, e.g. 00:e0:4c:68:00:01 (survives a renamed interface).
+    Mac([u8; 6]),
+}
+
+impl ScopeLinkId {
+    /// Whether this entry names the link `name` with MAC address `mac`.
+    pub fn matches(&self, name: &str, mac: Option<[u8; 6]>) -> bool {
+        match self {
+            ScopeLinkId::Name(n) => n == name,
+            ScopeLinkId::Mac(m) => mac == Some(*m),
+        }
+    }
+}
+
+impl std::fmt::Display for ScopeLinkId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScopeLinkId::Name(n) => f.write_str(n),
+            ScopeLinkId::Mac(m) => write!(
+                f,
+                "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            ),
+        }
+    }
+}
+
+/// A MAC address as `ip link` and /sys/class/net/IFACE/address write it: six hex
+/// bytes separated by colons (dashes accepted too). `None` for anything else.
+pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = text.trim().split([':', '-']);
+    for byte in &mut mac {
+        let part = parts.next()?;
+        if part.len() != 2 {
+            return None;
+        }
+        *byte = u8::from_str_radix(part, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
 }
 
 /// The file/environment representation: plain values, checked by [`RawSettings::validate`].
@@ -105,6 +158,30 @@ struct RawSettings {
     key: String,
     address_timeout_s: u64,
     probe_timeout_s: u64,
+    #[serde(deserialize_with = "string_or_list")]
+    scope_interfaces: Vec<String>,
+    lease_wait_s: u64,
+}
+
+/// `scope_interfaces` from the file is a TOML list; from the environment
+/// (`SCOPECAM_SCOPE_INTERFACES=enx1,enx2`) it is one string, split at commas and
+/// spaces. (The config crate splits lists only with `try_parsing`, which would also
+/// turn strings such as "00100" into numbers, see `load_for`.)
+fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(text) => text
+            .split([',', ' '])
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        OneOrMany::Many(list) => list,
+    })
 }
 
 impl Default for RawSettings {
@@ -141,6 +218,8 @@ impl Default for RawSettings {
             key: "KEY_CAMERA".into(),
             address_timeout_s: 20,
             probe_timeout_s: 5,
+            scope_interfaces: Vec::new(),
+            lease_wait_s: 15,
         }
     }
 }
@@ -280,11 +359,12 @@ fn settings_from_env(
 }
 
 /// Every setting's name, from the defaults themselves so the list cannot drift.
+/// (Through serde_json: the config crate's serializer leaves out an empty list.)
 fn known_keys() -> Vec<String> {
-    config::Config::try_from(&RawSettings::default())
-        .and_then(|c| c.try_deserialize::<HashMap<String, config::Value>>())
-        .map(|map| map.into_keys().collect())
-        .unwrap_or_default()
+    match serde_json::to_value(RawSettings::default()) {
+        Ok(serde_json::Value::Object(map)) => map.into_iter().map(|(k, _)| k).collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn apply_flags(
@@ -425,6 +505,8 @@ impl RawSettings {
             key: self.key,
             address_timeout: seconds("address_timeout_s", self.address_timeout_s, 1, 120)?,
             probe_timeout: seconds("probe_timeout_s", self.probe_timeout_s, 1, 30)?,
+            scope_interfaces: scope_link_ids(&self.scope_interfaces)?,
+            lease_wait: seconds("lease_wait_s", self.lease_wait_s, 1, 40)?,
         })
     }
 
@@ -506,6 +588,38 @@ impl RawSettings {
         crate::button::key::parse_key(&self.key).map_err(|e| bad("key", e.to_string()))?;
         Ok(())
     }
+}
+
+/// `scope_interfaces`: each entry a MAC address or else an interface name.
+fn scope_link_ids(entries: &[String]) -> Result<Vec<ScopeLinkId>, ConfigError> {
+    entries
+        .iter()
+        .map(|entry| {
+            if entry.is_empty() {
+                return Err(bad("scope_interfaces", "an empty entry"));
+            }
+            if let Some(mac) = parse_mac(entry) {
+                return Ok(ScopeLinkId::Mac(mac));
+            }
+            if entry.contains(':') {
+                return Err(bad(
+                    "scope_interfaces",
+                    format!("'{entry}' is neither a MAC address (00:e0:4c:68:00:01) nor an interface name"),
+                ));
+            }
+            validate_interface_name(entry)
+                .map_err(|_| {
+                    bad(
+                        "scope_interfaces",
+                        format!(
+                            "'{entry}' is not a network interface name (at most 15 \
+                             characters, no '/' or spaces) or a MAC address"
+                        ),
+                    )
+                })
+                .map(|()| ScopeLinkId::Name(entry.clone()))
+        })
+        .collect()
 }
 
 fn non_empty(s: String) -> Option<String> {
@@ -699,6 +813,15 @@ mod tests {
                 "snapshot_min_interval_ms = 3600001\n",
                 "snapshot_min_interval_ms",
             ),
+            ("lease_wait_s = 0\n", "lease_wait_s"),
+            ("lease_wait_s = 41\n", "lease_wait_s"),
+            ("scope_interfaces = [\"a/b\"]\n", "scope_interfaces"),
+            (
+                "scope_interfaces = [\"00:e0:4c:68:00\"]\n",
+                "scope_interfaces",
+            ),
+            ("scope_interfaces = [\"\"]\n", "scope_interfaces"),
+            ("scope_interfaces = 5\n", "scope_interfaces"),
         ] {
             let err = load_file(contents, &[], &Overrides::default()).unwrap_err();
             assert!(err.to_string().contains(key), "{contents}: {err}");
@@ -732,6 +855,64 @@ mod tests {
         assert!(err.to_string().contains("systemd-escape"), "{err}");
         let err = load_file("interface = \"a b\"\n", &[], &Overrides::default()).unwrap_err();
         assert!(!err.to_string().contains("systemd-escape"), "{err}");
+    }
+
+    #[test]
+    fn scope_interfaces_are_names_or_macs_from_the_file_or_the_environment() {
+        let s = load_file(
+            "scope_interfaces = [\"enx00e04c680001\", \"00:E0:4C:68:00:02\"]\n",
+            &[],
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            s.scope_interfaces,
+            [
+                ScopeLinkId::Name("enx00e04c680001".into()),
+                ScopeLinkId::Mac([0x00, 0xe0, 0x4c, 0x68, 0x00, 0x02]),
+            ]
+        );
+        assert_eq!(s.scope_interfaces[1].to_string(), "00:e0:4c:68:00:02");
+        let e = [("SCOPECAM_SCOPE_INTERFACES", "lo, enx1,00-e0-4c-68-00-03")];
+        let s = load_file("", &e, &Overrides::default()).unwrap();
+        assert_eq!(
+            s.scope_interfaces,
+            [
+                ScopeLinkId::Name("lo".into()),
+                ScopeLinkId::Name("enx1".into()),
+                ScopeLinkId::Mac([0x00, 0xe0, 0x4c, 0x68, 0x00, 0x03]),
+            ]
+        );
+        let s = load_file("", &[], &Overrides::default()).unwrap();
+        assert!(
+            s.scope_interfaces.is_empty(),
+            "no link is a scope by default"
+        );
+        assert_eq!(s.lease_wait, Duration::from_secs(15));
+    }
+
+    #[test]
+    fn macs_parse_strictly_and_match_only_their_link() {
+        assert_eq!(
+            parse_mac("00:e0:4c:68:00:01\n"),
+            Some([0, 0xe0, 0x4c, 0x68, 0, 1])
+        );
+        for bad in [
+            "",
+            "00:e0:4c:68:00",
+            "00:e0:4c:68:00:01:02",
+            "0:e0:4c:68:00:01",
+            "zz:e0:4c:68:00:01",
+        ] {
+            assert_eq!(parse_mac(bad), None, "{bad}");
+        }
+        let mac = ScopeLinkId::Mac([0, 0xe0, 0x4c, 0x68, 0, 1]);
+        assert!(mac.matches("enxanything", Some([0, 0xe0, 0x4c, 0x68, 0, 1])));
+        assert!(!mac.matches("enxanything", Some([0, 0xe0, 0x4c, 0x68, 0, 2])));
+        assert!(!mac.matches("enxanything", None));
+        let name = ScopeLinkId::Name("enx1".into());
+        assert!(name.matches("enx1", None));
+        assert!(!name.matches("enx10", None));
     }
 
     #[test]

@@ -130,6 +130,29 @@ impl Netns {
         Proc { child, name }
     }
 
+    /// Whether a button poll from a plain UDP socket in this namespace (routed as the
+    /// routing table says) gets an answer from `scope`:50000 within 5 s.
+    fn button_poll_answered(&self, scope: &str) -> bool {
+        let netns = std::fs::File::open(format!("/run/netns/{}", self.name)).unwrap();
+        let scope: std::net::Ipv4Addr = scope.parse().unwrap();
+        // setns changes the calling thread only: a thread of its own.
+        std::thread::spawn(move || {
+            nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            socket
+                .set_read_timeout(Some(Duration::from_millis(250)))
+                .unwrap();
+            let poll = scopecam::protocol::ButtonRequest { counter: 0 }.to_bytes();
+            let mut buf = [0u8; 64];
+            (0..20).any(|_| {
+                let _ = socket.send_to(&poll, (scope, 50000));
+                socket.recv_from(&mut buf).is_ok()
+            })
+        })
+        .join()
+        .unwrap()
+    }
+
     /// A simulated scope on 192.168.10.123 in this namespace.
     fn simulator(&self, width: u32, height: u32) -> Proc {
         let (w, h) = (width.to_string(), height.to_string());
@@ -520,5 +543,60 @@ fn service_leaves_a_link_without_an_address_alone() {
         std::fs::read_dir(runtime.path()).unwrap().count(),
         0,
         "no slot claimed, no state file"
+    );
+}
+
+/// An ordinary dongle on a LAN whose default router leads to a host at 192.168.10.123
+/// (a router does not answer ARP for addresses behind it): packets to the scope never
+/// take that route. The service does not send at all (the scope's address is not on
+/// the link), and even `scopecam probe`, pointed at the link by hand, gets no answer
+/// because its sockets do not route (SO_DONTROUTE), though an ordinary ping does.
+#[test]
+fn the_scope_is_never_reached_through_a_gateway() {
+    let Some([bridge, lan]) = namespaces("gateway", ["br", "lan"]) else {
+        return;
+    };
+    bridge.veth("lan0", Some("10.77.0.5/24"), &lan, "eth0", "10.77.0.1/24");
+    bridge.ip(&["route", "add", "default", "via", "10.77.0.1", "dev", "lan0"]);
+    lan.ip(&["addr", "add", "192.168.10.123/32", "dev", "lo"]);
+    lan.exec_ok(&["sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1"]);
+    let mut decoy = lan.simulator(160, 120);
+    let runtime = tempfile::tempdir().unwrap();
+    let service = bridge.scopecam_with(
+        "service",
+        &["service", "lan0"],
+        &[
+            ("RUNTIME_DIRECTORY", runtime.path()),
+            // Even listed as the user's scope link: not on the link, no packet.
+            ("SCOPECAM_SCOPE_INTERFACES", Path::new("lan0")),
+        ],
+    );
+    let (code, _, log) = finish(service, Duration::from_secs(15));
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        log.contains("192.168.10.123 is not on the link of lan0 (its addresses: 10.77.0.5/24)"),
+        "{log}"
+    );
+    assert_eq!(std::fs::read_dir(runtime.path()).unwrap().count(), 0);
+
+    let (code, out, err) = finish(
+        bridge.scopecam("probe", &probe_args("lan0", "2")),
+        Duration::from_secs(15),
+    );
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(
+        out.contains("FAIL  no borescope answers at 192.168.10.123:50000 on lan0"),
+        "{out}"
+    );
+    decoy.terminate();
+    decoy.wait_for_exit(Duration::from_secs(10));
+    let log = decoy.stderr();
+    assert!(log.contains("button_polls: 0,"), "{log}");
+
+    // The route is there: an ordinary socket reaches a decoy through the router.
+    let _decoy = lan.simulator(160, 120);
+    assert!(
+        bridge.button_poll_answered(SCOPE),
+        "the decoy behind the router does not answer an ordinary socket"
     );
 }

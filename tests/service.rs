@@ -60,14 +60,16 @@ fn count(messages: &[String], line: &str) -> usize {
     messages.iter().filter(|m| *m == line).count()
 }
 
-/// `scopecam service lo` for the simulated scope at `ip`, no config file, no key, state
-/// and locks in `runtime`; `tweak` adds the rest.
+/// `scopecam service lo` for the simulated scope at `ip`, no config file but lo listed
+/// in `scope_interfaces`, no key, state and locks in `runtime`; `tweak` adds the rest.
 fn service(ip: &str, runtime: &Path, output: &str, tweak: impl FnOnce(&mut Command)) -> Proc {
     Proc::spawn_with(
         "service",
         &["service", "lo", "--config", "/dev/null"],
         |cmd| {
+            // lo is no DHCP client's: the user's list makes it a scope link.
             cmd.env("SCOPECAM_SCOPE", ip)
+                .env("SCOPECAM_SCOPE_INTERFACES", "lo")
                 .env("SCOPECAM_OUTPUT", output)
                 .env("SCOPECAM_KEY", "none")
                 .env("SCOPECAM_SNAPSHOT_DIR", runtime.join("snapshots"))
@@ -298,6 +300,46 @@ fn an_interface_where_nothing_answers_is_left_alone() {
         "{:?}",
         notify.messages
     );
+}
+
+/// A link that is neither listed in `scope_interfaces` nor has a lease from the scope
+/// is an ordinary dongle: left alone without one packet to the scope's address, even
+/// though something answers there.
+#[test]
+fn a_link_without_the_scopes_lease_gets_no_packet() {
+    let ip = "127.76.0.12";
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = dir.path().join("run");
+    std::fs::create_dir(&runtime).unwrap();
+    // Something at the scope's control port that would notice a probe.
+    let listener = std::net::UdpSocket::bind((ip, 50000)).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let _video = std::net::UdpSocket::bind((ip, 8030)).unwrap();
+    let mut notify = NotifySocket::bind(dir.path());
+    let mut svc = service(ip, &runtime, "null", |cmd| {
+        cmd.env_remove("SCOPECAM_SCOPE_INTERFACES")
+            .env("SCOPECAM_LEASE_WAIT_S", "1")
+            .env("NOTIFY_SOCKET", &notify.path);
+    });
+    let exit = svc.wait_for_exit(Duration::from_secs(15));
+    let log = svc.stderr();
+    assert!(exit.success(), "exit {exit:?}; log:\n{log}");
+    let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line only:\n{log}");
+    assert!(
+        lines[0].contains("lo is not a scope link (no DHCP lease from the scope at 127.76.0.12 within 1 s and not in scope_interfaces); leaving it alone"),
+        "{log}"
+    );
+    let mut buf = [0u8; 64];
+    assert!(
+        listener.recv_from(&mut buf).is_err(),
+        "a packet reached the scope's control port"
+    );
+    assert_eq!(std::fs::read_dir(&runtime).unwrap().count(), 0);
+    // Inactive, not failed: READY=1 before the exit.
+    notify.until(Duration::from_secs(2), "READY=1 and STOPPING=1", |m| {
+        count(m, "READY=1") == 1 && count(m, "STOPPING=1") == 1
+    });
 }
 
 #[test]

@@ -30,7 +30,7 @@ pub fn service(args: ServiceArgs) -> ExitCode {
     match rt.block_on(service::serve(settings, &args.interface, shutdown)) {
         // Exit 0 either way: systemd must not restart a service for a dongle that is no
         // scope, or for a scope that was unplugged.
-        Ok(Outcome::Unplugged(line) | Outcome::NotAScope(line)) => {
+        Ok(Outcome::Unplugged(line) | Outcome::NotAScope(line) | Outcome::NotAScopeLink(line)) => {
             info!("{line}");
             ExitCode::SUCCESS
         }

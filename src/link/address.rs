@@ -433,6 +433,51 @@ fn ipv4_of(message: &AddressMessage) -> Option<Ipv4Addr> {
     })
 }
 
+/// An IPv4 address of a link with its prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Net {
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Ipv4Net {
+    /// Whether `other` is in this address's subnet.
+    pub fn contains(&self, other: Ipv4Addr) -> bool {
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.prefix.min(32)))
+            .unwrap_or(0);
+        u32::from(self.address) & mask == u32::from(other) & mask
+    }
+}
+
+impl std::fmt::Display for Ipv4Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix)
+    }
+}
+
+/// The first of `addresses` whose subnet holds `peer`: the link `peer` is directly on.
+pub fn on_link_with(addresses: &[Ipv4Net], peer: Ipv4Addr) -> Option<Ipv4Net> {
+    addresses.iter().copied().find(|net| net.contains(peer))
+}
+
+/// The IPv4 addresses of `iface` with their prefixes, as the kernel has them now
+/// (getifaddrs(3), which asks rtnetlink: one dump, no subscription needed).
+pub fn ipv4_addresses(iface: &str) -> io::Result<Vec<Ipv4Net>> {
+    let addresses = nix::ifaddrs::getifaddrs().map_err(io::Error::from)?;
+    Ok(addresses
+        .filter(|a| a.interface_name == iface)
+        .filter_map(|a| {
+            let address = a.address?.as_sockaddr_in()?.ip();
+            let mask = a.netmask?.as_sockaddr_in()?.ip();
+            Some(Ipv4Net {
+                address,
+                prefix: u32::from(mask).leading_ones() as u8,
+            })
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -725,6 +770,42 @@ mod tests {
             let _ = events(&bytes);
             let _ = lenient_event(&bytes);
         }
+    }
+
+    #[test]
+    fn on_link_means_inside_an_address_prefix() {
+        let net = |a: [u8; 4], prefix| Ipv4Net {
+            address: Ipv4Addr::from(a),
+            prefix,
+        };
+        let scope = Ipv4Addr::new(192, 168, 10, 123);
+        let lan = net([10, 77, 0, 5], 24);
+        let scope_link = net([192, 168, 10, 100], 24);
+        assert_eq!(on_link_with(&[lan], scope), None, "behind a gateway");
+        assert_eq!(on_link_with(&[lan, scope_link], scope), Some(scope_link));
+        assert_eq!(on_link_with(&[], scope), None);
+        assert_eq!(on_link_with(&[net([192, 168, 10, 100], 32)], scope), None);
+        assert_eq!(on_link_with(&[net([192, 168, 10, 130], 25)], scope), None);
+        assert!(net([192, 168, 10, 100], 25).contains(scope));
+        assert!(
+            net([1, 2, 3, 4], 0).contains(scope),
+            "a /0 holds everything"
+        );
+        assert_eq!(scope_link.to_string(), "192.168.10.100/24");
+    }
+
+    #[test]
+    fn loopback_addresses_come_with_their_prefix() {
+        let lo = ipv4_addresses("lo").unwrap();
+        assert!(
+            lo.contains(&Ipv4Net {
+                address: Ipv4Addr::LOCALHOST,
+                prefix: 8
+            }),
+            "{lo:?}"
+        );
+        assert!(on_link_with(&lo, Ipv4Addr::new(127, 76, 0, 1)).is_some());
+        assert!(ipv4_addresses("nosuchif0").unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -23,11 +23,21 @@ pub enum SocketError {
     },
     #[error("cannot bind a UDP socket: {0}")]
     Bind(nix::Error),
+    #[error("cannot set SO_DONTROUTE on a UDP socket: {0}")]
+    DontRoute(nix::Error),
     #[error("cannot hand the socket to the runtime: {0}")]
     Runtime(std::io::Error),
 }
 
 /// Opens a non-blocking UDP socket on an ephemeral port.
+///
+/// Every socket that talks to the scope is opened here, with SO_DONTROUTE: the scope
+/// is always on the link itself, so its packets must never go through a gateway. A
+/// plain socket, even one bound to the interface, would send 192.168.10.123 to the
+/// default router of that interface when the link is an ordinary dongle on a LAN; with
+/// SO_DONTROUTE the kernel only looks at link-scope routes and sends nothing to a
+/// gateway. (It may still ARP for the address on the link itself, hence the on-link
+/// check of `scopecam service` before it sends anything.)
 ///
 /// With an interface name, the socket is bound to that device *before* it
 /// is bound to a port (SO_BINDTODEVICE needs no capability on an unbound
@@ -50,6 +60,7 @@ pub fn open_udp(interface: Option<&str>) -> Result<tokio::net::UdpSocket, Socket
             }
         })?;
     }
+    setsockopt(&fd, sockopt::DontRoute, &true).map_err(SocketError::DontRoute)?;
     let any = SockaddrIn::from(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
     bind(fd.as_raw_fd(), &any).map_err(SocketError::Bind)?;
     tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(fd)).map_err(SocketError::Runtime)
@@ -67,6 +78,12 @@ mod tests {
         let mut buf = [0u8; 8];
         let (n, _) = b.recv_from(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], b"hi");
+    }
+
+    #[tokio::test]
+    async fn sockets_never_route_through_a_gateway() {
+        let socket = open_udp(None).unwrap();
+        assert!(nix::sys::socket::getsockopt(&socket, sockopt::DontRoute).unwrap());
     }
 
     #[tokio::test]

@@ -17,6 +17,8 @@ pub const DEFAULT_VIDEO_PORT: u16 = 8030;
 pub const DEFAULT_CONTROL_PORT: u16 = 50000;
 /// The address every known scope gives itself.
 pub const DEFAULT_SCOPE_ADDR: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 168, 10, 123);
+/// The address the scope's DHCP server (at [`DEFAULT_SCOPE_ADDR`]) hands the computer.
+pub const SCOPE_LEASE_ADDR: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 168, 10, 100);
 
 /// Why a datagram is not a packet we understand.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,14 +1,17 @@
 //! `scopecam service IFACE`: what `scopecam@IFACE.service` runs when a USB NIC that may
 //! be a scope appears.
 //!
-//! In order: wait (bounded) for an IPv4 address on IFACE; probe the scope with a
-//! read-only button poll and leave quietly if nothing answers (plenty of ordinary
-//! dongles share the scope's USB ids); claim a camera slot ("Borescope",
-//! "Borescope 2", ...); run the bridge, telling systemd when the first frame is out,
+//! In order: wait (bounded) for an IPv4 address on IFACE; make sure the link is the
+//! scope's (listed in `scope_interfaces`, or its DHCP lease came from the scope, see
+//! [`scope_link`]) and that the scope's address is on the link itself, leaving quietly
+//! otherwise (plenty of ordinary dongles share the scope's USB ids); probe the scope
+//! with a read-only button poll and leave quietly if nothing answers; claim a camera
+//! slot ("Borescope", "Borescope 2", ...); run the bridge, telling systemd when the first frame is out,
 //! feeding its watchdog from the frame path, and keeping `$RUNTIME/IFACE.json` current
 //! for `scopecam status`. Nothing is opened or created before the probe succeeds.
 
 pub mod notify;
+pub mod scope_link;
 pub mod slots;
 pub mod state;
 
@@ -24,10 +27,11 @@ use tracing::{debug, info, warn};
 use crate::bridge::frame_path::PathEnd;
 use crate::bridge::{self, BridgeError, BridgeStarted};
 use crate::config::Settings;
-use crate::link::address::{AddressError, wait_for_ipv4};
+use crate::link::address::{AddressError, ipv4_addresses, on_link_with, wait_for_ipv4};
 use crate::link::probe::{ProbeError, ProbeTarget, probe_scope};
 use crate::sinks::{SinkSpec, V4l2Target};
 use notify::Notifier;
+use scope_link::{LeaseFiles, ScopeLease, Verdict};
 use slots::{SlotClaim, SlotError};
 use state::{BridgeState, Counters, Drops, LatencyMs, Sampler, StatusTracker};
 
@@ -46,6 +50,9 @@ pub enum Outcome {
     Unplugged(String),
     /// Nothing answered the probe: not a borescope, left alone.
     NotAScope(String),
+    /// Not a scope link (no lease from the scope, not in `scope_interfaces`), or the
+    /// scope's address is not on it: left alone without a packet sent.
+    NotAScopeLink(String),
     /// The interface never got an IPv4 address: a dongle without a cable, a link no
     /// network manager configures, or a scope whose DHCP is silent. Left alone too:
     /// restarting would only repeat the wait every few seconds, for ever.
@@ -249,6 +256,23 @@ pub async fn serve(
         }
     }
 
+    notifier.status(&format!("checking that {iface} is a scope link"));
+    let checked = tokio::select! {
+        _ = stop.wait_for(|s| *s) => return Ok(Outcome::Interrupted),
+        checked = check_scope_link(&settings, iface) => checked,
+    };
+    let why_scope_link = match checked {
+        Ok(why) => why,
+        Err(line) => {
+            notifier.finish_without_bridge(&line);
+            return Ok(if interface_exists(iface) {
+                Outcome::NotAScopeLink(line)
+            } else {
+                Outcome::Unplugged(format!("{iface} is gone (unplugged); nothing to do"))
+            });
+        }
+    };
+
     let control = SocketAddr::V4(SocketAddrV4::new(settings.scope, settings.control_port));
     notifier.status(&format!(
         "asking {control} on {iface} whether it is a borescope"
@@ -263,7 +287,7 @@ pub async fn serve(
     };
     match probed {
         Ok(reply) => info!(
-            "the scope at {control} answered on {iface} after {} ms",
+            "the scope at {control} answered on {iface} after {} ms ({why_scope_link})",
             reply.answered_after.as_millis()
         ),
         Err(ProbeError::NoAnswer { .. }) => {
@@ -322,6 +346,99 @@ pub async fn serve(
     notifier.stopping("stopped");
     drop(claim);
     Ok(Outcome::Bridged(bridged?.end))
+}
+
+/// Whether `iface` may be probed: it is a scope link ([`scope_link`]) and the scope's
+/// address is inside the prefix of one of its addresses, so the probe goes to the
+/// scope on that link and nowhere else (with SO_DONTROUTE on every socket, a scope
+/// address that is not on the link would otherwise still be looked for on it by ARP).
+/// `Ok` says why it is a scope link; `Err` holds the one line to log.
+async fn check_scope_link(settings: &Settings, iface: &str) -> Result<String, String> {
+    let ifindex = nix::net::if_::if_nametoindex(iface)
+        .map_err(|e| format!("{iface}: no interface index ({e}); leaving it alone"))?;
+    let configured = scope_link::configured_entry(
+        &settings.scope_interfaces,
+        iface,
+        Path::new("/sys/class/net"),
+    );
+    let scope = ScopeLease {
+        server: settings.scope,
+        address: crate::protocol::SCOPE_LEASE_ADDR,
+    };
+    let verdict = LeaseFiles::default()
+        .wait_for_verdict(iface, ifindex, configured, scope, settings.lease_wait)
+        .await;
+    // Logged with the probe's outcome: a link that is no scope costs one line in all.
+    let why = match &verdict {
+        Verdict::Configured(entry) => format!("scope_interfaces lists {entry}"),
+        Verdict::ScopeLease(source) => format!(
+            "{source} has its DHCP lease {} from {}",
+            scope.address, scope.server
+        ),
+        Verdict::OtherLease { .. } | Verdict::Unknown => {
+            return Err(not_a_scope_link_line(
+                iface,
+                &verdict,
+                scope,
+                settings.lease_wait,
+            ));
+        }
+    };
+    debug!("{iface} is a scope link: {why}");
+    let addresses = ipv4_addresses(iface)
+        .map_err(|e| format!("cannot list the addresses of {iface}: {e}; leaving it alone"))?;
+    match on_link_with(&addresses, settings.scope) {
+        Some(net) => {
+            debug!("{} is on the link of {iface} ({net})", settings.scope);
+            Ok(why)
+        }
+        None => Err(format!(
+            "{} is not on the link of {iface} (its addresses: {}); the scope is never \
+             reached through a gateway, leaving it alone",
+            settings.scope,
+            if addresses.is_empty() {
+                "none".to_owned()
+            } else {
+                addresses
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        )),
+    }
+}
+
+/// The one line logged for a link that is not the scope's.
+fn not_a_scope_link_line(
+    iface: &str,
+    verdict: &Verdict,
+    scope: ScopeLease,
+    waited: Duration,
+) -> String {
+    let show = |a: &Option<std::net::Ipv4Addr>| a.map_or("none".to_owned(), |a| a.to_string());
+    let why = match verdict {
+        Verdict::OtherLease {
+            source,
+            server,
+            address,
+        } => format!(
+            "{source} has its DHCP lease {} from {}, not {} from the scope at {}",
+            show(address),
+            show(server),
+            scope.address,
+            scope.server
+        ),
+        _ => format!(
+            "no DHCP lease from the scope at {} within {} s and not in scope_interfaces",
+            scope.server,
+            waited.as_secs()
+        ),
+    };
+    format!(
+        "{iface} is not a scope link ({why}); leaving it alone. If it is a scope, list it \
+         in scope_interfaces in /etc/scopecam/config.toml and replug it"
+    )
 }
 
 /// The one line logged when `iface` got no address in time.
@@ -525,6 +642,33 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle}: {text}");
         }
+    }
+
+    #[test]
+    fn not_a_scope_link_says_why_and_what_to_do() {
+        let scope = ScopeLease {
+            server: "192.168.10.123".parse().unwrap(),
+            address: "192.168.10.100".parse().unwrap(),
+        };
+        let lan = Verdict::OtherLease {
+            source: scope_link::LeaseSource::Networkd,
+            server: Some("192.168.10.1".parse().unwrap()),
+            address: Some("192.168.10.57".parse().unwrap()),
+        };
+        let text = not_a_scope_link_line("enx1", &lan, scope, Duration::from_secs(15));
+        for needle in [
+            "enx1 is not a scope link",
+            "systemd-networkd has its DHCP lease 192.168.10.57 from 192.168.10.1",
+            "leaving it alone",
+            "scope_interfaces",
+        ] {
+            assert!(text.contains(needle), "{needle}: {text}");
+        }
+        let text = not_a_scope_link_line("enx1", &Verdict::Unknown, scope, Duration::from_secs(15));
+        assert!(
+            text.contains("no DHCP lease from the scope at 192.168.10.123 within 15 s"),
+            "{text}"
+        );
     }
 
     fn settings(file: &str) -> Settings {

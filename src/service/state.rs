@@ -304,22 +304,32 @@ pub const MAX_STATE_BYTES: u64 = 64 * 1024;
 /// file is `NotFound`; anything else that is no state file is `InvalidData` (or the
 /// error that stopped the read).
 pub fn read_state(path: &Path) -> std::io::Result<BridgeState> {
+    let (text, _) = read_regular_file(path, MAX_STATE_BYTES)?;
+    serde_json::from_slice(&text)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+}
+
+/// Reads a small file another user may control: never through a symlink
+/// (O_NOFOLLOW), never blocking on a FIFO (O_NONBLOCK), a regular file only, at most
+/// `max` bytes (else `InvalidData`). Returns its bytes and metadata.
+pub fn read_regular_file(path: &Path, max: u64) -> std::io::Result<(Vec<u8>, std::fs::Metadata)> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
-    let invalid = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_owned());
+    let invalid = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
         .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(invalid("not a regular file"));
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
+        return Err(invalid("not a regular file".into()));
     }
     let mut text = Vec::new();
-    file.take(MAX_STATE_BYTES + 1).read_to_end(&mut text)?;
-    if text.len() as u64 > MAX_STATE_BYTES {
-        return Err(invalid("larger than 64 KiB"));
+    file.take(max + 1).read_to_end(&mut text)?;
+    if text.len() as u64 > max {
+        return Err(invalid(format!("larger than {} KiB", max / 1024)));
     }
-    serde_json::from_slice(&text).map_err(|e| invalid(&e.to_string()))
+    Ok((text, metadata))
 }
 
 /// Whether `pid` is a running scopecam, the one rule `status` and `probe` share.

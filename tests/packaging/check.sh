@@ -12,7 +12,7 @@
 #   - every expected path in the .deb and .rpm, with modes and conffiles
 #   - the PKGBUILD's package() installs the same files
 #   - the NetworkManager dispatcher's decisions (tests/packaging/dispatcher.sh)
-#   - 80-scopecam.network under systemd-networkd against a fake scope in
+#   - zz-scopecam.network under systemd-networkd against a fake scope in
 #     network namespaces (tests/packaging/networkd.sh; root, busybox)
 #
 # Needs: systemd (systemd-analyze, systemd-sysusers), dpkg-dev, lintian, rpm,
@@ -165,7 +165,7 @@ expected=(
     "usr/lib/modprobe.d/scopecam.conf 644"
     "usr/lib/modules-load.d/scopecam.conf 644"
     "usr/lib/sysusers.d/scopecam.conf 644"
-    "usr/lib/systemd/network/80-scopecam.network 644"
+    "usr/lib/systemd/network/zz-scopecam.network 644"
     "usr/lib/NetworkManager/dispatcher.d/90-scopecam 755"
     "usr/share/bash-completion/completions/scopecam 644"
     "usr/share/fish/vendor_completions.d/scopecam.fish 644"

@@ -2,7 +2,9 @@
 # Tests the decision logic of packaging/NetworkManager/dispatcher.d/90-scopecam
 # without NetworkManager: a fake sysfs tree, the dispatcher environment as
 # NetworkManager-dispatcher(8) sets it, and fake `nmcli` and `logger` on PATH
-# that record their arguments. Touches no real interface.
+# that record their arguments. Touches no real interface. Also checks the
+# lease record for scopecam@IFACE.service (written for the scope's lease
+# only, removed for any other lease and when the link goes down).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 script="$here/../../packaging/NetworkManager/dispatcher.d/90-scopecam"
@@ -67,21 +69,59 @@ if [[ $(wc -l <"$tmp/log/logger") != 1 ]] || ! grep -q 'enxscope: borescope DHCP
     failures=$((failures + 1))
 fi
 
+# The record scopecam@enxscope.service reads to know the link is the scope's.
+record="$tmp/state/leases/enxscope"
+check_record() { # check_record NAME EXPECTED-CONTENT ('' = no record)
+    local got=""
+    [[ -e $1 ]] && got=$(cat "$1")
+    if [[ $got != "$2" ]]; then
+        echo "FAIL lease record $1: '$got', expected '$2'"
+        failures=$((failures + 1))
+    fi
+}
+scope_record=$'IFINDEX=7\nSERVER_ADDRESS=192.168.10.123\nADDRESS=192.168.10.100'
+check_record "$record" "$scope_record"
+if [[ $(stat -c %a "$record" 2>/dev/null) != 644 ]]; then
+    echo "FAIL lease record mode $(stat -c %a "$record" 2>/dev/null), expected 644"
+    failures=$((failures + 1))
+fi
+
 run "same NIC, lease renewed: left alone" 0 enxscope dhcp4-change "${scope_lease[@]}"
+check_record "$record" "$scope_record"
+run "link down: record removed" 0 enxscope down
+check_record "$record" ""
 make_nic enxscope r8152 9
 run "replugged (new ifindex), lease on dhcp4-change: reapplied" 1 enxscope dhcp4-change "${scope_lease[@]}"
+
+check_record "$record" "${scope_record/IFINDEX=7/IFINDEX=9}"
 
 make_nic enxdongle r8152 11
 run "r8152 dongle on a home LAN: left alone" 0 enxdongle up \
     DHCP4_DHCP_SERVER_IDENTIFIER=192.168.1.1 DHCP4_IP_ADDRESS=192.168.1.57 IP4_GATEWAY=192.168.1.1
+check_record "$tmp/state/leases/enxdongle" ""
 run "r8152 dongle on a 192.168.10.0/24 LAN whose DHCP server is .123: left alone" 0 enxdongle up \
     DHCP4_DHCP_SERVER_IDENTIFIER=192.168.10.123 DHCP4_IP_ADDRESS=192.168.10.57
 run "r8152 dongle given .100 by another server: left alone" 0 enxdongle up \
     DHCP4_DHCP_SERVER_IDENTIFIER=192.168.10.1 DHCP4_IP_ADDRESS=192.168.10.100
 run "r8152 without DHCP (static profile): left alone" 0 enxdongle up
+check_record "$tmp/state/leases/enxdongle" ""
+# A name that once carried the scope's lease, now a LAN's: the record goes.
+run "r8152 dongle with a scope lease" 1 enxdongle up "${scope_lease[@]}"
+check_record "$tmp/state/leases/enxdongle" "${scope_record/IFINDEX=7/IFINDEX=11}"
+run "same name, now a LAN lease: record removed" 0 enxdongle dhcp4-change \
+    DHCP4_DHCP_SERVER_IDENTIFIER=192.168.10.1 DHCP4_IP_ADDRESS=192.168.10.57
+check_record "$tmp/state/leases/enxdongle" ""
 make_nic enp3s0 e1000e 2
 run "other driver with a scope-like lease: left alone" 0 enp3s0 up "${scope_lease[@]}"
+check_record "$tmp/state/leases/enp3s0" ""
 run "unknown interface: left alone" 0 enxgone up "${scope_lease[@]}"
+check_record "$tmp/state/leases/enxgone" ""
+# A name with a slash (never a real interface): nothing outside the record dir.
+mkdir -p "$tmp/x/device"
+ln -s "../../sys/drivers/r8152" "$tmp/x/device/driver"
+echo 14 >"$tmp/x/ifindex"
+run "a name with a slash: ignored" 0 "../x" up "${scope_lease[@]}"
+check_record "$tmp/state/x" ""
 make_nic enxother r8152 12
 for action in pre-up down pre-down dhcp6-change reapply connectivity-change hostname; do
     run "action $action: ignored" 0 enxother "$action" "${scope_lease[@]}"
@@ -90,6 +130,7 @@ run "no arguments: ignored" 0 "" ""
 
 make_nic enxfail r8152 13
 run "nmcli fails: exit 0, logged" 1 enxfail up FAKE_NMCLI_RC=10 "${scope_lease[@]}"
+check_record "$tmp/state/leases/enxfail" "${scope_record/IFINDEX=7/IFINDEX=13}"
 grep -q "enxfail: .*failed" "$tmp/log/logger" || { echo "FAIL failure not logged"; failures=$((failures + 1)); }
 run "nmcli failed before: retried" 1 enxfail dhcp4-change "${scope_lease[@]}"
 

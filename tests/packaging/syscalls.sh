@@ -94,7 +94,9 @@ EOF
     sleep 1
     mkdir -p "$tmp/run" "$tmp/state"
     rc=0
+    # vhost has its address by hand (no DHCP lease): listed as a scope link.
     ip netns exec "$ns_host" env -i PATH=/usr/bin:/bin SCOPECAM_OUTPUT=null SCOPECAM_KEY=none \
+        SCOPECAM_SCOPE_INTERFACES=vhost \
         RUNTIME_DIRECTORY="$tmp/run" STATE_DIRECTORY="$tmp/state" NOTIFY_SOCKET="$tmp/notify" \
         WATCHDOG_USEC=10000000 \
         timeout -s TERM 6 strace -f -qq -o "$tmp/trace" "$bin" service --config /dev/null vhost \
@@ -105,7 +107,7 @@ EOF
         echo "syscalls: the service did not get ready (exit $rc)"
         exit 1
     fi
-    what="scopecam service (netlink address, probe, slot lock, notify, bridge, stop)"
+    what="scopecam service (netlink address, scope link and on-link checks, probe, slot lock, notify, bridge, stop)"
 else
     "$bin" run --simulate --frames 30 --output null >/dev/null 2>&1 ||
         { echo "syscalls: run --simulate failed" >&2; exit 1; }
