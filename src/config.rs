@@ -63,7 +63,8 @@ pub struct Settings {
     pub key: String,
     /// `scopecam service`: how long to wait for an IPv4 address on the interface.
     pub address_timeout: Duration,
-    /// `scopecam service`: how long the scope has to answer the first button poll.
+    /// `scopecam service`: how long the scope has to answer the first button poll (or,
+    /// when its button port is silent, the video heartbeat).
     pub probe_timeout: Duration,
 }
 

@@ -268,7 +268,7 @@ fn an_interface_where_nothing_answers_is_left_alone() {
     let log = svc.stderr();
     assert!(exit.success(), "exit {exit:?}; log:\n{log}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
-    let expected = "no borescope answers at 127.76.0.9:50000 on lo; leaving it alone";
+    let expected = "no borescope answers at 127.76.0.9:50000 or 8030 on lo; leaving it alone";
     let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one line only:\n{log}");
     assert!(lines[0].contains(expected), "{log}");

@@ -21,7 +21,7 @@ use crate::config::{self, Overrides, Settings};
 use crate::link::address::{AddressError, wait_for_ipv4};
 use crate::link::measure::{VideoMeasurement, measure_video};
 use crate::link::probe::{
-    BridgeState, ProbeError, ProbeReply, ProbeTarget, bridge_state, probe_scope,
+    BridgeState, ProbeAnswer, ProbeError, ProbeReply, ProbeTarget, bridge_state, probe_scope,
 };
 use crate::sinks::v4l2::DeviceTree;
 
@@ -173,7 +173,8 @@ async fn check_scope(
         )),
     }
     let target = ProbeTarget {
-        scope: control,
+        control,
+        video,
         interface: interface.map(str::to_owned),
     };
     let answer = tokio::select! {
@@ -277,14 +278,34 @@ fn address_lines(
 
 fn answer_line(answer: &Result<ProbeReply, ProbeError>, settings: &Settings) -> Line {
     match answer {
-        Ok(reply) => Line::new(
+        Ok(ProbeReply {
+            answer: ProbeAnswer::Button(button),
+            answered_after,
+            ..
+        }) => Line::new(
             Mark::Ok,
             format!(
                 "the scope answers at {}:{} after {} ms (button counter {})",
                 settings.scope,
                 settings.control_port,
-                reply.answered_after.as_millis(),
-                reply.button.presses
+                answered_after.as_millis(),
+                button.presses
+            ),
+        ),
+        Ok(ProbeReply {
+            answer: ProbeAnswer::Video { .. },
+            answered_after,
+            ..
+        }) => Line::new(
+            Mark::Ok,
+            format!(
+                "the scope answers the video heartbeat at {}:{} after {} ms, but not button \
+                 polls at port {}: its snapshot button will do nothing. This model differs \
+                 from the known ones: `scopecam capture` records its traffic for a bug report",
+                settings.scope,
+                settings.video_port,
+                answered_after.as_millis(),
+                settings.control_port
             ),
         ),
         Err(e @ ProbeError::NoAnswer { .. }) => Line::new(

@@ -2,7 +2,8 @@
 //! be a scope appears.
 //!
 //! In order: wait (bounded) for an IPv4 address on IFACE; probe the scope with a
-//! read-only button poll and leave quietly if nothing answers (plenty of ordinary
+//! read-only button poll (and, if its button port is silent, the video heartbeat,
+//! followed by the stop packet) and leave quietly if nothing answers (plenty of ordinary
 //! dongles share the scope's USB ids); claim a camera slot ("Borescope",
 //! "Borescope 2", ...); run the bridge, telling systemd when the first frame is out,
 //! feeding its watchdog from the frame path, and keeping `$RUNTIME/IFACE.json` current
@@ -25,7 +26,7 @@ use crate::bridge::frame_path::PathEnd;
 use crate::bridge::{self, BridgeError, BridgeStarted};
 use crate::config::Settings;
 use crate::link::address::{AddressError, wait_for_ipv4};
-use crate::link::probe::{ProbeError, ProbeTarget, probe_scope};
+use crate::link::probe::{ProbeAnswer, ProbeError, ProbeTarget, probe_scope};
 use crate::sinks::{SinkSpec, V4l2Target};
 use notify::Notifier;
 use slots::{SlotClaim, SlotError};
@@ -250,11 +251,13 @@ pub async fn serve(
     }
 
     let control = SocketAddr::V4(SocketAddrV4::new(settings.scope, settings.control_port));
+    let video = SocketAddr::V4(SocketAddrV4::new(settings.scope, settings.video_port));
     notifier.status(&format!(
         "asking {control} on {iface} whether it is a borescope"
     ));
     let target = ProbeTarget {
-        scope: control,
+        control,
+        video,
         interface: Some(iface.to_owned()),
     };
     let probed = tokio::select! {
@@ -263,11 +266,19 @@ pub async fn serve(
     };
     match probed {
         Ok(reply) => info!(
-            "the scope at {control} answered on {iface} after {} ms",
+            "the scope at {} answered {} on {iface} after {} ms",
+            settings.scope,
+            match reply.answer {
+                ProbeAnswer::Button(_) => "a button poll",
+                ProbeAnswer::Video { .. } => "the video heartbeat (not button polls)",
+            },
             reply.answered_after.as_millis()
         ),
         Err(ProbeError::NoAnswer { .. }) => {
-            let line = format!("no borescope answers at {control} on {iface}; leaving it alone");
+            let line = format!(
+                "no borescope answers at {control} or {} on {iface}; leaving it alone",
+                video.port()
+            );
             notifier.finish_without_bridge(&line);
             return Ok(Outcome::NotAScope(line));
         }
