@@ -3,6 +3,7 @@
 //! `scopecam simulate` (a fake scope for trying everything without hardware).
 
 mod assets;
+mod capture;
 mod probe;
 mod run;
 mod service;
@@ -43,6 +44,16 @@ pub enum Command {
     /// One line per check; each failure says what to do. Exit 0 when the scope answered
     /// with video, 1 otherwise.
     Probe(ProbeArgs),
+    /// Record every datagram to and from the scope into a pcapng file (for a bug report).
+    ///
+    /// Talks to the scope as the bridge does (video heartbeats, button polls) for up to
+    /// --seconds, and writes every datagram to and from the scope's two ports, with
+    /// timestamps, as IPv4/UDP that Wireshark opens; nothing else on the network is
+    /// recorded. Its own command rather than a `probe` flag: probe is a quick checklist
+    /// that leaves the scope alone when it can, a capture is a deliberate recording with
+    /// its own time and size limits and a file to send. Stop a running bridge first.
+    /// `scopecam simulate --replay FILE` plays the file back to a bridge.
+    Capture(CaptureArgs),
     /// Serve the scope on one network interface (what scopecam@IFACE.service runs).
     ///
     /// Waits up to address_timeout_s for an IPv4 address on IFACE, checks that a
@@ -102,6 +113,43 @@ pub struct ProbeArgs {
     /// Longest wait for the interface's address and for the scope's answer, each.
     #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = parse_seconds)]
     pub timeout: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// The capture file to create (pcapng; an existing file is not overwritten).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Configuration file [default: /etc/scopecam/config.toml if it exists].
+    #[arg(long, value_name = "PATH", env = "SCOPECAM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The scope's IPv4 address [default: 192.168.10.123].
+    #[arg(long, value_name = "IP")]
+    pub scope: Option<String>,
+    /// The scope's video UDP port [default: 8030].
+    #[arg(long, value_name = "N")]
+    pub video_port: Option<u16>,
+    /// The scope's command UDP port [default: 50000].
+    #[arg(long, value_name = "N")]
+    pub control_port: Option<u16>,
+    /// The scope's network interface (enx...): the sockets are bound to it.
+    #[arg(long, value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// Longest recording, in seconds (at most 600).
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = parse_capture_seconds)]
+    pub seconds: f64,
+    /// Largest file, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub max_mib: u64,
+}
+
+fn parse_capture_seconds(s: &str) -> Result<f64, String> {
+    match parse_seconds(s) {
+        Ok(v) if v <= 600.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a number of seconds between 0 and 600"
+        )),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -241,6 +289,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Simulate(args) => simulate::simulate(args),
         Command::Probe(args) => probe::probe(args),
+        Command::Capture(args) => capture::capture(args),
         Command::Service(args) => service::service(args),
         Command::Status(args) => status::status(args),
         Command::GenerateAssets(args) => assets::generate_assets(args),

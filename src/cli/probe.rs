@@ -365,7 +365,7 @@ fn video_line(m: &VideoMeasurement, video: SocketAddr) -> Line {
 /// The camera side: module, labelled device, a bridge already on the interface.
 /// Where a bridge on `interface` would keep its state file: the first place
 /// `scopecam status` looks that has one, else the first place it looks.
-fn state_dir_of(interface: Option<&str>) -> std::path::PathBuf {
+pub(super) fn state_dir_of(interface: Option<&str>) -> std::path::PathBuf {
     let dirs = crate::service::status_dirs();
     let has_file = |dir: &&std::path::PathBuf| {
         interface.is_some_and(|iface| crate::service::state::state_path(dir, iface).exists())
