@@ -211,6 +211,11 @@ pub struct SimulateArgs {
     /// JPEG quality of the test pattern (1-100).
     #[arg(long, default_value_t = 85, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub quality: u8,
+    /// Play back a capture made with `scopecam capture` instead: its video datagrams at
+    /// their original timing while a client heartbeats, its button answers to the
+    /// client's polls. The pattern, file and fault flags do not apply.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["file", "resize_every", "flood", "vanish_mid_frame", "frames", "press_every"])]
+    pub replay: Option<PathBuf>,
     /// Stream the JPEGs of this .mjpeg file (looped) instead of the test pattern.
     #[arg(long, value_name = "PATH")]
     pub file: Option<PathBuf>,
