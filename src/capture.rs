@@ -127,6 +127,8 @@ impl Capture {
 pub enum CaptureError {
     #[error("cannot write the capture: {0}")]
     Write(#[source] pcap_file::PcapError),
+    #[error("not a pcapng file (no pcapng section header at its start)")]
+    NotPcapngAtAll,
     #[error("not a pcapng file: {0}")]
     NotPcapng(#[source] pcap_file::PcapError),
     #[error(
@@ -277,8 +279,13 @@ fn section_bytes(section: &SectionHeaderBlock) -> u64 {
 }
 
 /// Reads a capture scopecam wrote; anything else is refused with the reason.
-pub fn read_capture(input: impl Read) -> Result<Capture, CaptureError> {
-    let mut reader = PcapNgReader::new(input).map_err(CaptureError::NotPcapng)?;
+pub fn read_capture(mut input: impl Read) -> Result<Capture, CaptureError> {
+    // Every pcapng file starts with a section header block, type 0x0A0D0D0A.
+    let mut start = [0u8; 4];
+    if input.read_exact(&mut start).is_err() || start != [0x0A, 0x0D, 0x0D, 0x0A] {
+        return Err(CaptureError::NotPcapngAtAll);
+    }
+    let mut reader = PcapNgReader::new(start.chain(input)).map_err(CaptureError::NotPcapng)?;
     let application = reader
         .section()
         .options
@@ -447,7 +454,9 @@ mod tests {
     #[test]
     fn other_files_are_refused_with_the_reason() {
         let err = read_capture(&b"GIF89a not a capture at all"[..]).unwrap_err();
-        assert!(matches!(err, CaptureError::NotPcapng(_)), "{err}");
+        assert!(matches!(err, CaptureError::NotPcapngAtAll), "{err}");
+        let err = read_capture(&b""[..]).unwrap_err();
+        assert!(matches!(err, CaptureError::NotPcapngAtAll), "{err}");
         // A pcapng another program wrote.
         let section = SectionHeaderBlock {
             options: vec![SectionHeaderOption::UserApplication(Cow::Borrowed(
