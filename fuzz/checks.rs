@@ -29,7 +29,8 @@ fn limits() -> ReassemblyLimits {
 /// that many bytes of datagram.
 ///
 /// What must hold whatever arrives: no panic; every delivered frame is a
-/// whole JPEG (FF D8 .. FF D9) no larger than the limit; frames in flight and
+/// whole JPEG that walks from FF D8 to its end marker, its last two bytes,
+/// and is no larger than the limit; frames in flight and
 /// the bytes they hold stay within the limits.
 pub fn reassembly(data: &[u8]) {
     let limits = limits();
@@ -45,8 +46,11 @@ pub fn reassembly(data: &[u8]) {
             continue;
         };
         if let Some(frame) = reassembler.push(&fragment, now) {
-            assert!(frame.jpeg.starts_with(&[0xFF, 0xD8]), "frame without SOI");
-            assert!(frame.jpeg.ends_with(&[0xFF, 0xD9]), "frame without EOI");
+            assert_eq!(
+                scopecam::jpeg::end_of_image(&frame.jpeg),
+                Ok(frame.jpeg.len()),
+                "a frame that does not walk as a JPEG to its last byte"
+            );
             assert!(frame.jpeg.len() <= limits.max_frame_bytes);
             reassembler.recycle(frame.jpeg);
         }

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod frames;
+pub mod jpeg;
 pub mod link;
 pub mod mjpeg_stream;
 pub mod picture;

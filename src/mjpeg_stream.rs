@@ -4,20 +4,12 @@
 //! back with nothing in between; files cut from captures may also carry junk
 //! between frames or a truncated last frame. Searching for `FF D9` alone is
 //! not enough (it can appear inside APP segments, e.g. an EXIF thumbnail), so
-//! the frames are found by walking the JPEG marker structure:
-//! SOI, length-prefixed segments, and after each SOS the entropy-coded data,
-//! where `FF 00` is a stuffed data byte and `FF D0..D7` are restart markers,
-//! until EOI. Anything that does not walk cleanly is skipped as junk.
+//! each frame is walked from its SOI to its EOI with [`crate::jpeg::Markers`].
+//! Anything that does not walk cleanly is skipped as junk.
 
 use std::ops::Range;
 
-const MARKER_PREFIX: u8 = 0xFF;
-const SOI: u8 = 0xD8;
-const EOI: u8 = 0xD9;
-const SOS: u8 = 0xDA;
-/// TEM: a standalone marker without a length field.
-const TEM: u8 = 0x01;
-const STUFFED_ZERO: u8 = 0x00;
+use crate::jpeg::{self, JpegError, Markers, START_OF_IMAGE};
 
 /// Byte ranges of the complete JPEGs in `data`, in order.
 ///
@@ -62,7 +54,7 @@ enum Walk {
 fn find_soi(data: &[u8], from: usize) -> Option<usize> {
     let rest = data.get(from..)?;
     rest.windows(2)
-        .position(|pair| pair == [MARKER_PREFIX, SOI])
+        .position(|pair| pair == START_OF_IMAGE)
         .map(|offset| from + offset)
 }
 
@@ -112,133 +104,38 @@ impl Walker {
     }
 }
 
-/// Walks the marker segments of the JPEG whose SOI is at `start`;
-/// `may_continue(pos)` is asked before reading each marker.
+/// Walks the JPEG whose SOI is at `start` with [`jpeg::Markers`];
+/// `may_continue(pos)` is asked about each marker after the SOI.
 fn walk_jpeg(data: &[u8], start: usize, mut may_continue: impl FnMut(usize) -> bool) -> Walk {
-    let mut pos = start + 2;
-    loop {
-        if !may_continue(pos) {
-            return Walk::Broken;
-        }
-        let Some((marker, after_marker)) = read_marker(data, pos) else {
-            return Walk::Broken;
-        };
-        match marker {
-            EOI => return Walk::Complete { end: after_marker },
-            SOI => return Walk::NewSoiAt(after_marker - 2),
-            m if is_standalone(m) => pos = after_marker,
-            SOS => {
-                let Some(after_header) = skip_segment(data, after_marker) else {
-                    return Walk::Broken;
+    let jpeg = data.get(start..).unwrap_or_default();
+    for segment in Markers::new(jpeg).skip(1) {
+        match segment {
+            Ok(segment) if !may_continue(start + segment.offset) => return Walk::Broken,
+            Ok(segment) if segment.code == jpeg::marker::EOI => {
+                return Walk::Complete {
+                    end: start + segment.end,
                 };
-                let Some(next_marker) = skip_entropy_coded_data(data, after_header) else {
-                    return Walk::Broken;
-                };
-                pos = next_marker;
             }
-            _ => {
-                let Some(after_segment) = skip_segment(data, after_marker) else {
-                    return Walk::Broken;
-                };
-                pos = after_segment;
-            }
+            Ok(_) => {}
+            Err(JpegError::NestedStartOfImage { at }) => return Walk::NewSoiAt(start + at),
+            Err(_) => return Walk::Broken,
         }
     }
-}
-
-/// Reads the marker at `pos` (skipping `FF` fill bytes); returns the marker
-/// code and the position just after it. `None` if `pos` is not a marker.
-fn read_marker(data: &[u8], pos: usize) -> Option<(u8, usize)> {
-    if *data.get(pos)? != MARKER_PREFIX {
-        return None;
-    }
-    let mut at = pos + 1;
-    while *data.get(at)? == MARKER_PREFIX {
-        at += 1;
-    }
-    let code = data[at];
-    if code == STUFFED_ZERO {
-        return None;
-    }
-    Some((code, at + 1))
-}
-
-/// Markers that carry no length field: TEM and the restart markers.
-fn is_standalone(marker: u8) -> bool {
-    marker == TEM || is_restart(marker)
-}
-
-fn is_restart(marker: u8) -> bool {
-    (0xD0..=0xD7).contains(&marker)
-}
-
-/// Skips a length-prefixed segment whose length field starts at `pos`.
-/// The length counts itself but not the marker.
-fn skip_segment(data: &[u8], pos: usize) -> Option<usize> {
-    let length_bytes = data.get(pos..pos + 2)?;
-    let length = usize::from(u16::from_be_bytes([length_bytes[0], length_bytes[1]]));
-    if length < 2 {
-        return None;
-    }
-    let end = pos + length;
-    (end <= data.len()).then_some(end)
-}
-
-/// Scans entropy-coded data from `pos` to the next real marker and returns
-/// the position of its `FF`. Stuffed `FF 00`, restart markers and fill
-/// bytes belong to the data.
-fn skip_entropy_coded_data(data: &[u8], pos: usize) -> Option<usize> {
-    let mut at = pos;
-    loop {
-        let offset = data.get(at..)?.iter().position(|&b| b == MARKER_PREFIX)?;
-        let prefix = at + offset;
-        let next = *data.get(prefix + 1)?;
-        if next == STUFFED_ZERO || next == MARKER_PREFIX || is_restart(next) {
-            at = prefix + 1;
-        } else {
-            return Some(prefix);
-        }
-    }
+    Walk::Broken
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
     use proptest::prelude::*;
 
-    fn gradient(width: u16, height: u16) -> Vec<u8> {
-        let mut rgb = Vec::new();
-        for y in 0..height {
-            for x in 0..width {
-                rgb.extend_from_slice(&[(x * 7) as u8, (y * 5) as u8, (x ^ y) as u8]);
-            }
-        }
-        rgb
-    }
-
-    fn encode_with(configure: impl FnOnce(&mut Encoder<&mut Vec<u8>>)) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut encoder = Encoder::new(&mut out, 80);
-        configure(&mut encoder);
-        encoder
-            .encode(&gradient(48, 32), 48, 32, ColorType::Rgb)
-            .unwrap();
-        out
-    }
-
-    /// Plain baseline, with restart markers, progressive (several SOS),
-    /// and with an APP segment that hides an `FF D9` and an `FF D8`.
+    /// Baseline at several samplings, with restart markers, progressive (several
+    /// SOS), with an APP segment that hides a whole JPEG (FF D8 .. FF D9), grayscale.
     fn sample_jpegs() -> Vec<Vec<u8>> {
-        vec![
-            encode_with(|e| e.set_sampling_factor(SamplingFactor::F_2_1)),
-            encode_with(|e| e.set_restart_interval(1)),
-            encode_with(|e| e.set_progressive(true)),
-            encode_with(|e| {
-                e.add_app_segment(5, vec![0xFF, 0xD9, 0xFF, 0xD8, 0, 1])
-                    .unwrap()
-            }),
-        ]
+        crate::jpeg::tests::encoded_samples()
+            .into_iter()
+            .map(|(_, jpeg)| jpeg)
+            .collect()
     }
 
     fn concat_with_junk(frames: &[Vec<u8>], junk: &[&[u8]]) -> (Vec<u8>, Vec<Range<usize>>) {

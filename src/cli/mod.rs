@@ -259,6 +259,18 @@ pub struct SimulateArgs {
     /// After N frames, send half of the next frame and fall silent (an unplugged scope).
     #[arg(long, value_name = "N")]
     pub vanish_mid_frame: Option<u64>,
+    /// Frame ids in the fragment headers, as real scopes vary them: counting,
+    /// constant[:ID], step:N or shuffled.
+    #[arg(long, default_value = "counting", value_name = "SCHEME")]
+    pub frame_ids: crate::simulator::FrameIds,
+    /// Append this many filler bytes after each JPEG's end marker, counted in
+    /// the announced frame size.
+    #[arg(long, default_value_t = 0, value_name = "BYTES",
+          value_parser = clap::value_parser!(u32).range(0..=crate::simulator::MAX_FILLER as i64))]
+    pub filler: u32,
+    /// Never answer button polls on the command port.
+    #[arg(long)]
+    pub silent_button: bool,
 }
 
 fn parse_probability(s: &str) -> Result<f64, String> {

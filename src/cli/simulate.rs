@@ -54,6 +54,9 @@ pub fn simulate(args: SimulateArgs) -> ExitCode {
         resize_every: args.resize_every,
         flood: args.flood.map(Duration::from_secs_f64),
         vanish_mid_frame_after: args.vanish_mid_frame,
+        frame_ids: args.frame_ids,
+        filler: args.filler as usize,
+        silent_button: args.silent_button,
         ..SimulatorConfig::default()
     };
     init_logging("info");

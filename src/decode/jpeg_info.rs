@@ -6,40 +6,8 @@ use super::YuyvFrame;
 /// The width and height a JPEG's start-of-frame header announces, without decoding.
 /// `None` when the bytes are not a JPEG or end before a start-of-frame segment.
 pub fn jpeg_dimensions(jpeg: &[u8]) -> Option<(u32, u32)> {
-    if !jpeg.starts_with(&[0xFF, 0xD8]) {
-        return None;
-    }
-    let mut at = 2;
-    loop {
-        // Markers start with 0xFF; any number of 0xFF fill bytes may precede the code.
-        if *jpeg.get(at)? != 0xFF {
-            return None;
-        }
-        while *jpeg.get(at)? == 0xFF {
-            at += 1;
-        }
-        let marker = *jpeg.get(at)?;
-        at += 1;
-        match marker {
-            // Stand-alone markers: no length.
-            0x01 | 0xD0..=0xD7 => continue,
-            // Start of scan or end of image before any frame header.
-            0xDA | 0xD9 => return None,
-            _ => {}
-        }
-        let length = usize::from(u16::from_be_bytes([*jpeg.get(at)?, *jpeg.get(at + 1)?]));
-        let is_sof = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
-        if is_sof {
-            let segment = jpeg.get(at..at + length.max(7))?;
-            let height = u16::from_be_bytes([segment[3], segment[4]]);
-            let width = u16::from_be_bytes([segment[5], segment[6]]);
-            return Some((u32::from(width), u32::from(height)));
-        }
-        if length < 2 {
-            return None;
-        }
-        at += length;
-    }
+    let header = crate::jpeg::frame_header(jpeg).ok()?;
+    Some((u32::from(header.width), u32::from(header.height)))
 }
 
 /// Encodes a limited-range YUYV picture as a baseline JPEG (full-range, as JFIF wants).
@@ -97,7 +65,11 @@ mod tests {
         assert_eq!(jpeg_dimensions(b""), None);
         assert_eq!(jpeg_dimensions(b"not a jpeg"), None);
         assert_eq!(jpeg_dimensions(&[0xFF, 0xD8, 0xFF, 0xD9]), None);
-        let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        let sof = crate::jpeg::Markers::new(&jpeg)
+            .map(Result::unwrap)
+            .find(|segment| segment.code == crate::jpeg::marker::SOF0)
+            .unwrap()
+            .offset;
         for cut in [3, sof, sof + 4, sof + 8] {
             assert_eq!(jpeg_dimensions(&jpeg[..cut]), None, "cut at {cut}");
         }

@@ -133,14 +133,14 @@ fn check_dimensions(width: u32, height: u32) -> Result<(), DecodeError> {
 
 /// A frame cut short must be an error: zune-jpeg, even in strict mode, decodes a scan that
 /// lacks its last few bytes and fills the bottom-right blocks with wrong pixels (seen with
-/// 0.5.15: a 64x48 frame cut by 2..=10 bytes decoded "fine"). A complete JPEG ends with
-/// FF D9; trailing zero bytes, which some senders pad frames with, are tolerated.
-fn check_ends_with_eoi(jpeg: &[u8]) -> Result<(), DecodeError> {
-    let end = jpeg.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-    if jpeg[..end].ends_with(&[0xFF, 0xD9]) {
-        Ok(())
-    } else {
-        Err(DecodeError::Truncated)
+/// 0.5.15: a 64x48 frame cut by 2..=10 bytes decoded "fine"). So the JPEG is walked to its
+/// true end-of-image marker first, and only the bytes up to it are decoded: whatever follows
+/// (padding, filler) is ignored, as other JPEG decoders do.
+fn jpeg_proper(jpeg: &[u8]) -> Result<&[u8], DecodeError> {
+    match crate::jpeg::end_of_image(jpeg) {
+        Ok(end) => Ok(jpeg.get(..end).unwrap_or(jpeg)),
+        Err(crate::jpeg::JpegError::Truncated { .. }) => Err(DecodeError::Truncated),
+        Err(other) => Err(DecodeError::Corrupt(other.to_string())),
     }
 }
 
@@ -215,7 +215,7 @@ impl Decoder {
 
     /// Checks and decodes `jpeg` into `self.pixels` (RGB, or luma for grayscale JPEGs).
     fn decode_pixels(&mut self, jpeg: &[u8]) -> Result<Decoded, DecodeError> {
-        check_ends_with_eoi(jpeg)?;
+        let jpeg = jpeg_proper(jpeg)?;
         let mut decoder =
             JpegDecoder::new_with_options(ZCursor::new(jpeg), zune_options(ColorSpace::RGB));
         decoder.decode_headers().map_err(corrupt)?;

@@ -187,11 +187,12 @@ fn same_size_frames_reuse_the_output_buffer() {
 
 /// Offset of the SOF0 height field in a baseline JPEG from jpeg-encoder.
 fn sof_size_offset(jpeg: &[u8]) -> usize {
-    let sof = jpeg
-        .windows(2)
-        .position(|m| m == [0xFF, 0xC0])
+    let sof = crate::jpeg::Markers::new(jpeg)
+        .map(Result::unwrap)
+        .find(|segment| segment.code == crate::jpeg::marker::SOF0)
         .expect("baseline SOF0 marker");
-    sof + 5
+    // Precision, then height and width.
+    sof.payload_start + 1
 }
 
 fn with_size(jpeg: &[u8], width: u16, height: u16) -> Vec<u8> {
@@ -253,10 +254,27 @@ fn truncated_frames_are_errors() {
 }
 
 #[test]
-fn zero_padding_after_the_end_marker_is_accepted() {
+fn bytes_after_the_end_marker_are_ignored() {
+    let jpeg = encode_rgb(&gradient(16, 16), 16, 16, SamplingFactor::F_2_1, 100);
+    let mut decoder = Decoder::new();
+    let clean = decoder.decode(&jpeg).expect("decodes").clone();
+    for filler in [&[0u8; 7][..], &[0xFF; 3], b"\xFF\xD8junk", &[0x5A; 4096]] {
+        let mut padded = jpeg.clone();
+        padded.extend(filler);
+        assert_eq!(decoder.decode(&padded).expect("decodes"), &clean);
+    }
+}
+
+#[test]
+fn a_frame_that_does_not_walk_is_corrupt() {
     let mut jpeg = encode_rgb(&solid([0; 3], 16, 16), 16, 16, SamplingFactor::F_2_1, 100);
-    jpeg.extend([0; 7]);
-    assert!(Decoder::new().decode(&jpeg).is_ok());
+    // The first marker after SOI is replaced by junk.
+    jpeg[2] = 0x00;
+    let err = Decoder::new().decode(&jpeg).expect_err("not a JPEG");
+    assert_eq!(
+        err.to_string(),
+        "corrupt JPEG: no marker at byte 2, where one belongs"
+    );
 }
 
 #[test]
@@ -352,8 +370,29 @@ proptest! {
         let keep = sof_size_offset(&bytes) + 16;
         bytes.truncate(keep);
         bytes.extend(tail);
-        // End with EOI so the bytes reach zune-jpeg instead of the truncation check.
+        // End with EOI so the bytes that walk to it reach zune-jpeg.
         bytes.extend([0xFF, 0xD9]);
+        assert_no_panic(Decoder::new().decode(&bytes));
+    }
+
+    #[test]
+    fn random_scan_data_never_panics(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        // Real headers, then random entropy-coded data stuffed as an encoder would, so
+        // the walk reaches the end marker and zune-jpeg gets the scan.
+        let jpeg = valid_jpeg();
+        let sos = crate::jpeg::Markers::new(&jpeg)
+            .map(Result::unwrap)
+            .find(|segment| segment.code == crate::jpeg::marker::SOS)
+            .expect("a scan");
+        let mut bytes = jpeg[..sos.end].to_vec();
+        for byte in data {
+            bytes.push(byte);
+            if byte == 0xFF {
+                bytes.push(0);
+            }
+        }
+        bytes.extend(crate::jpeg::END_OF_IMAGE);
+        prop_assert_eq!(crate::jpeg::end_of_image(&bytes), Ok(bytes.len()));
         assert_no_panic(Decoder::new().decode(&bytes));
     }
 

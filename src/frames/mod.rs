@@ -8,5 +8,6 @@
 mod reassembler;
 
 pub use reassembler::{
-    CompleteFrame, DropCounts, DropReason, MAX_TRAILING_PADDING, Reassembler, ReassemblyLimits,
+    CLOSED_FRAMES_REMEMBERED, CompleteFrame, DropCounts, DropReason, MAX_TRAILING_PADDING,
+    Reassembler, ReassemblyLimits,
 };

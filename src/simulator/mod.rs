@@ -15,6 +15,7 @@ mod frames;
 mod pattern;
 pub mod replay;
 mod scope;
+mod variants;
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -29,6 +30,7 @@ pub use pattern::{
     COLOUR_BARS, MAX_PATTERN_DIMENSION, PATTERN_PERIOD, ParseSubsamplingError, Subsampling,
     encode_pattern_frame, render_rgb,
 };
+pub use variants::{FrameIds, MAX_FILLER, ParseFrameIdsError, with_filler};
 
 use crate::protocol::video::HEADER_LEN;
 use crate::protocol::{DEFAULT_CONTROL_PORT, DEFAULT_VIDEO_PORT};
@@ -104,6 +106,14 @@ pub struct SimulatorConfig {
     /// fragments, then fall silent on both ports for good, as a scope that
     /// is unplugged or loses power between two fragments.
     pub vanish_mid_frame_after: Option<u64>,
+    /// The frame id in the fragment headers, as real scopes vary it.
+    pub frame_ids: FrameIds,
+    /// Bytes of filler after each JPEG's end marker, counted in the
+    /// announced frame size, as some scopes send (see [`with_filler`]).
+    pub filler: usize,
+    /// Receive button polls but never answer them, as a scope without a
+    /// working button port.
+    pub silent_button: bool,
 }
 
 impl Default for SimulatorConfig {
@@ -124,6 +134,9 @@ impl Default for SimulatorConfig {
             resize_every: None,
             flood: None,
             vanish_mid_frame_after: None,
+            frame_ids: FrameIds::Counting,
+            filler: 0,
+            silent_button: false,
         }
     }
 }
@@ -147,6 +160,8 @@ pub enum ConfigError {
     ZeroDuration(&'static str),
     #[error("resizing every {0} frames needs the test pattern (and more than 0 frames)")]
     Resize(u64),
+    #[error("{0} bytes of filler is more than the {MAX_FILLER} allowed")]
+    Filler(usize),
 }
 
 impl SimulatorConfig {
@@ -184,6 +199,9 @@ impl SimulatorConfig {
         if self.flood == Some(Duration::ZERO) {
             return Err(ConfigError::ZeroDuration("the flood"));
         }
+        if self.filler > MAX_FILLER {
+            return Err(ConfigError::Filler(self.filler));
+        }
         if let Some(every) = self.resize_every {
             if every == 0 || !matches!(self.source, FrameSource::Pattern { .. }) {
                 return Err(ConfigError::Resize(every));
@@ -211,6 +229,8 @@ pub struct SimulatorStats {
     pub idle_timeouts: u64,
     /// Valid button polls answered.
     pub button_polls: u64,
+    /// Valid button polls left unanswered (`silent_button`).
+    pub button_polls_unanswered: u64,
     /// Simulated button presses.
     pub presses: u64,
     /// Datagrams on either port that were neither a command nor a poll.

@@ -17,6 +17,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior, interval, interval_at, 
 
 use super::faults::{FaultInjector, Outgoing};
 use super::frames::FrameStore;
+use super::variants::with_filler;
 use super::{SimulatorConfig, SimulatorStats};
 use crate::protocol::video::fragment_frame;
 use crate::protocol::{ButtonAnswer, ButtonRequest, VideoCommand};
@@ -197,6 +198,10 @@ impl Scope {
                 return;
             }
         };
+        if self.config.silent_button {
+            self.stats.button_polls_unanswered += 1;
+            return;
+        }
         self.stats.button_polls += 1;
         let answer = ButtonAnswer {
             request: request.counter,
@@ -276,11 +281,12 @@ impl Scope {
             tracing::warn!("frame {number} could not be produced, skipped");
             return None;
         };
-        Some(fragment_frame(
-            &jpeg,
-            frame_id(number),
-            self.config.fragment_payload,
-        ))
+        let id = self.config.frame_ids.id(number, self.config.seed);
+        let payload = self.config.fragment_payload;
+        Some(match self.config.filler {
+            0 => fragment_frame(&jpeg, id, payload),
+            filler => fragment_frame(&with_filler(&jpeg, filler), id, payload),
+        })
     }
 
     /// A pair starting at `number` may be sent only if both frames are
@@ -355,11 +361,6 @@ fn run_flood(
         "flood over: {sent} junk datagrams in {secs:.1} s ({:.0}/s)",
         sent as f64 / secs.max(1e-3)
     );
-}
-
-/// The frame id in the fragment header: the frame number, wrapping at 255.
-pub(super) fn frame_id(frame_number: u64) -> u8 {
-    (frame_number % 256) as u8
 }
 
 /// Waits for the next tick of an optional clock; never resolves without one.
