@@ -492,6 +492,48 @@ mod tests {
     }
 
     #[test]
+    fn capture_flags_and_bounds() {
+        let Command::Capture(args) = Cli::try_parse_from(["scopecam", "capture", "x.pcapng"])
+            .unwrap()
+            .command
+        else {
+            panic!("not capture")
+        };
+        assert_eq!((args.seconds, args.max_mib), (30.0, 64));
+        let Command::Capture(args) = Cli::try_parse_from([
+            "scopecam",
+            "capture",
+            "x.pcapng",
+            "--interface",
+            "enx1",
+            "--seconds",
+            "5",
+            "--max-mib",
+            "8",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not capture")
+        };
+        assert_eq!(args.interface.as_deref(), Some("enx1"));
+        assert_eq!((args.seconds, args.max_mib), (5.0, 8));
+        for bad in [["--seconds", "601"], ["--seconds", "0"], ["--max-mib", "0"]] {
+            let mut argv = vec!["scopecam", "capture", "x.pcapng"];
+            argv.extend(bad);
+            assert!(Cli::try_parse_from(argv).is_err(), "{bad:?}");
+        }
+        assert!(
+            Cli::try_parse_from(["scopecam", "capture"]).is_err(),
+            "FILE is needed"
+        );
+        assert!(
+            Cli::try_parse_from(["scopecam", "simulate", "--replay", "a", "--file", "b"]).is_err(),
+            "a replay streams no file"
+        );
+    }
+
+    #[test]
     fn bad_values_are_usage_errors() {
         assert!(Cli::try_parse_from(["scopecam", "run", "--frames", "0"]).is_err());
         assert!(Cli::try_parse_from(["scopecam", "run", "--video-port", "70000"]).is_err());

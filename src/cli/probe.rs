@@ -677,4 +677,43 @@ mod tests {
         );
         assert_eq!(stats.stops, 1, "the stop packet was sent: {stats:?}");
     }
+
+    #[tokio::test]
+    async fn a_scope_with_a_silent_button_port_passes_by_its_video() {
+        use crate::simulator::SimulatorConfig;
+        let scope = crate::simulator::testing::Running::start(SimulatorConfig {
+            video_port: 0,
+            control_port: 0,
+            silent_button: true,
+            ..SimulatorConfig::default()
+        })
+        .await;
+        let mut s = settings(None);
+        s.scope = std::net::Ipv4Addr::LOCALHOST;
+        s.video_port = scope.video.port();
+        s.control_port = scope.control.port();
+        let (_keep, never) = watch::channel(false);
+        let mut lines = Vec::new();
+        let ok = check_scope(&s, Duration::from_secs(3), None, never, &mut |l| {
+            lines.push(l)
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let stats = scope.shut_down().await;
+        assert!(ok, "{lines:?}");
+        assert!(
+            lines.iter().any(|l| l.mark == Mark::Ok
+                && l.text.contains("answers the video heartbeat")
+                && l.text.contains("snapshot button will do nothing")),
+            "{lines:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.text.starts_with("video: 640x480")),
+            "{lines:?}"
+        );
+        assert_eq!(
+            stats.stops, 2,
+            "one stop after the probe's heartbeat, one after the look: {stats:?}"
+        );
+    }
 }
