@@ -192,39 +192,6 @@ fn large_jpeg(seed: u32) -> Vec<u8> {
     out
 }
 
-/// The counters of the bridge's last summary line ("stopped: N frames written;
-/// dropped: reassembly R (...), ..., skipped S, ...").
-fn final_counts(log: &str) -> (u64, u64, u64) {
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("stopped: "))
-        .unwrap_or_else(|| panic!("no final summary in:\n{log}"));
-    let number_after = |label: &str| -> u64 {
-        let at = line
-            .find(label)
-            .unwrap_or_else(|| panic!("{label} in {line}"))
-            + label.len();
-        line[at..]
-            .split(|c: char| !c.is_ascii_digit())
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    let written = line
-        .split("stopped: ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("frames written in {line}"));
-    (
-        written,
-        number_after("skipped "),
-        number_after("dropped: reassembly "),
-    )
-}
-
 #[test]
 fn a_burst_of_large_frames_while_the_bridge_cannot_run_is_not_lost() {
     use nix::sys::signal::{Signal, kill};

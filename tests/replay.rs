@@ -44,32 +44,6 @@ fn presses_in(capture: &Capture) -> u64 {
     }
 }
 
-/// The counters of the bridge's final summary: (written, skipped, reassembly drops).
-fn final_counts(log: &str) -> (u64, u64, u64) {
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("stopped: "))
-        .unwrap_or_else(|| panic!("no final summary in:\n{log}"));
-    let after = |label: &str| -> u64 {
-        let at = line
-            .find(label)
-            .unwrap_or_else(|| panic!("{label} in {line}"))
-            + label.len();
-        line[at..]
-            .split(|c: char| !c.is_ascii_digit())
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    (
-        after("stopped: "),
-        after("skipped "),
-        after("dropped: reassembly "),
-    )
-}
-
 /// How far a decoded 160x120 RGB frame is from the nearest phase of the test pattern
 /// (mean absolute difference per channel).
 fn distance_to_pattern(rgb: &[u8]) -> f64 {
