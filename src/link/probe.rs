@@ -671,8 +671,9 @@ mod tests {
         let err = probe_on(&broken, &target, Duration::from_millis(600))
             .await
             .unwrap_err();
+        // Polls at 0 and 0.5 s; a late timer on a loaded machine may leave one.
         assert!(
-            matches!(err, ProbeError::NoAnswer { polls: 2, .. }),
+            matches!(err, ProbeError::NoAnswer { polls: 1..=2, .. }),
             "{err}"
         );
         assert!(started.elapsed() < Duration::from_secs(2));
