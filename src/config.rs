@@ -66,7 +66,8 @@ pub struct Settings {
     pub key: String,
     /// `scopecam service`: how long to wait for an IPv4 address on the interface.
     pub address_timeout: Duration,
-    /// `scopecam service`: how long the scope has to answer the first button poll.
+    /// `scopecam service`: how long the scope has to answer the first button poll (or,
+    /// when its button port is silent, the video heartbeat).
     pub probe_timeout: Duration,
     /// `scopecam service`: links the user declared to be scope links (by interface name
     /// or MAC address); any other link needs a DHCP lease from the scope.

@@ -10,6 +10,7 @@
 
 pub mod bridge;
 pub mod button;
+pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod decode;

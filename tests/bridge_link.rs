@@ -171,3 +171,64 @@ fn bad_flags_and_config_values_exit_2_with_one_line() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("video_port"), "{err}");
 }
+
+/// A noisy picture whose JPEG is large (about 500 KB at 608x448, quality 90).
+fn large_jpeg(seed: u32) -> Vec<u8> {
+    let (w, h) = (608u16, 448u16);
+    let mut state = seed.wrapping_mul(2_654_435_761).max(1);
+    let rgb: Vec<u8> = (0..usize::from(w) * usize::from(h) * 3)
+        .map(|_| {
+            // xorshift32: noise defeats the compression, as a detailed scene would.
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state >> 24) as u8
+        })
+        .collect();
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, 90)
+        .encode(&rgb, w, h, jpeg_encoder::ColorType::Rgb)
+        .unwrap();
+    out
+}
+
+#[test]
+fn a_burst_of_large_frames_while_the_bridge_cannot_run_is_not_lost() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let ip = "127.81.0.1";
+    let video = bind(&format!("{ip}:8030"));
+    let _control = bind(&format!("{ip}:50000"));
+    let mut bridge = bridge(ip, &["--output", "null"]);
+    let beats = record_commands(&video, Duration::from_secs(10), |s| !s.is_empty());
+    let client = beats.first().expect("a heartbeat").2;
+
+    // The scope sends at its link's rate while the bridge gets no CPU at all: stopped.
+    let frames: Vec<Vec<u8>> = (0..6).map(large_jpeg).collect();
+    for frame in &frames {
+        assert!(
+            (400_000..700_000).contains(&frame.len()),
+            "{} bytes",
+            frame.len()
+        );
+    }
+    let pid = Pid::from_raw(bridge.child.id() as i32);
+    kill(pid, Signal::SIGSTOP).unwrap();
+    for (id, frame) in frames.iter().enumerate() {
+        for fragment in fragment_frame(frame, id as u8, 1450) {
+            video.send_to(&fragment, client).unwrap();
+        }
+    }
+    kill(pid, Signal::SIGCONT).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    bridge.terminate();
+    assert!(bridge.wait_for_exit(Duration::from_secs(10)).success());
+    let log = bridge.stderr();
+    let (written, skipped, dropped) = final_counts(&log);
+    // Every frame is reassembled; the frame path may skip all but the newest.
+    assert_eq!(
+        (written + skipped, dropped),
+        (6, 0),
+        "complete and lost frames; log:\n{log}"
+    );
+}

@@ -310,7 +310,7 @@ fn probe_without_a_scope_says_no_answer_and_exits_1() {
     );
     assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
     assert!(
-        out.contains("FAIL  no borescope answers at 192.168.10.123:50000 on scopeA"),
+        out.contains("FAIL  no borescope answers at 192.168.10.123:50000 or 8030 on scopeA"),
         "{out}"
     );
     assert!(

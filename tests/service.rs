@@ -270,7 +270,7 @@ fn an_interface_where_nothing_answers_is_left_alone() {
     let log = svc.stderr();
     assert!(exit.success(), "exit {exit:?}; log:\n{log}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
-    let expected = "no borescope answers at 127.76.0.9:50000 on lo; leaving it alone";
+    let expected = "no borescope answers at 127.76.0.9:50000 or 8030 on lo; leaving it alone";
     let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one line only:\n{log}");
     assert!(lines[0].contains(expected), "{log}");
@@ -460,4 +460,45 @@ fn generate_assets_writes_renderable_man_pages_and_completions() {
             .unwrap();
         assert!(checked.success(), "bash completion parses");
     }
+}
+
+#[test]
+fn a_scope_whose_button_port_is_silent_is_served_by_its_video() {
+    let ip = "127.76.0.12";
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = dir.path().join("run");
+    std::fs::create_dir(&runtime).unwrap();
+    let output = dir.path().join("out.mjpeg");
+    let mut scope = simulator(
+        ip,
+        &["--silent-button", "--width", "160", "--height", "120"],
+    );
+    let started = Instant::now();
+    let mut svc = service(ip, &runtime, &format!("mjpeg:{}", output.display()), |_| {});
+    // Frames flow, and the button link has had its 3 s to say it is silent.
+    wait_for(Duration::from_secs(20), "frames in the output", || {
+        std::fs::metadata(&output).is_ok_and(|m| m.len() > 0)
+    });
+    while started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    svc.terminate();
+    let exit = svc.wait_for_exit(Duration::from_secs(10));
+    let log = svc.stderr();
+    assert!(exit.success(), "exit {exit:?}; log:\n{log}");
+    assert!(
+        log.contains("answered the video heartbeat (not button polls) on lo"),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("has not answered a button poll").count(),
+        1,
+        "said once, not per poll:\n{log}"
+    );
+    assert!(!split_mjpeg(&std::fs::read(&output).unwrap()).is_empty());
+    scope.terminate();
+    scope.wait_for_exit(Duration::from_secs(5));
+    let scope_log = scope.stderr();
+    // One stop after the probe's heartbeat, one from the bridge at SIGTERM.
+    assert!(scope_log.contains("stops: 2,"), "{scope_log}");
 }

@@ -15,6 +15,11 @@ if [ -d /run/systemd/system ]; then
         systemctl try-restart 'scopecam@*.service' || :
     fi
 fi
+# The receive-buffer ceiling of 30-scopecam.conf now, only ever raised.
+rmem=$(cat /proc/sys/net/core/rmem_max 2>/dev/null || echo 0)
+if [ "$rmem" -lt 4194304 ] 2>/dev/null; then
+    sysctl -q -w net.core.rmem_max=4194304 >/dev/null 2>&1 || :
+fi
 # v4l2loopback comes from RPM Fusion (akmod-v4l2loopback) on Fedora and may
 # not be built yet: say so, do not fail.
 if [ -e /sys/module/v4l2loopback ]; then

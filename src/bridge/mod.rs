@@ -23,7 +23,7 @@ use crate::decode::Decoder;
 use crate::frames::{Reassembler, ReassemblyLimits};
 use crate::link::LinkConfig;
 use crate::link::button::ButtonLink;
-use crate::link::socket::{SocketError, open_udp};
+use crate::link::socket::{SocketError, open_udp, open_video_udp, rmem_max, small_buffer_line};
 use crate::link::video::VideoLink;
 use crate::picture::{Framer, Geometry, Placement, Rotation};
 use crate::sinks::{self, SinkError, SinkOptions, SinkSpec, V4l2Target};
@@ -138,7 +138,15 @@ pub async fn run_observed(
     let link = LinkConfig::from_settings(settings);
     let sink = sinks::open(&output_spec(settings), &sink_options(settings))
         .map_err(BridgeError::OpenOutput)?;
-    let video_socket = open_udp(link.interface.as_deref())?;
+    let (video_socket, buffer) =
+        open_video_udp(link.interface.as_deref(), settings.max_frame_bytes)?;
+    if !buffer.holds_a_frame() {
+        let ceiling = rmem_max(std::path::Path::new("/proc/sys"));
+        warn!(
+            "{}",
+            small_buffer_line(&buffer, settings.max_frame_bytes, ceiling)
+        );
+    }
     let button_socket = open_udp(link.interface.as_deref())?;
     info!(output = %sink.describe(), "bridge started");
 

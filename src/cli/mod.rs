@@ -3,6 +3,7 @@
 //! `scopecam simulate` (a fake scope for trying everything without hardware).
 
 mod assets;
+mod capture;
 mod probe;
 mod run;
 mod service;
@@ -43,6 +44,16 @@ pub enum Command {
     /// One line per check; each failure says what to do. Exit 0 when the scope answered
     /// with video, 1 otherwise.
     Probe(ProbeArgs),
+    /// Record every datagram to and from the scope into a pcapng file (for a bug report).
+    ///
+    /// Talks to the scope as the bridge does (video heartbeats, button polls) for up to
+    /// --seconds, and writes every datagram to and from the scope's two ports, with
+    /// timestamps, as IPv4/UDP that Wireshark opens; nothing else on the network is
+    /// recorded. Its own command rather than a `probe` flag: probe is a quick checklist
+    /// that leaves the scope alone when it can, a capture is a deliberate recording with
+    /// its own time and size limits and a file to send. Stop a running bridge first.
+    /// `scopecam simulate --replay FILE` plays the file back to a bridge.
+    Capture(CaptureArgs),
     /// Serve the scope on one network interface (what scopecam@IFACE.service runs).
     ///
     /// Waits up to address_timeout_s for an IPv4 address on IFACE, checks that a
@@ -105,6 +116,43 @@ pub struct ProbeArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// The capture file to create (pcapng; an existing file is not overwritten).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Configuration file [default: /etc/scopecam/config.toml if it exists].
+    #[arg(long, value_name = "PATH", env = "SCOPECAM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The scope's IPv4 address [default: 192.168.10.123].
+    #[arg(long, value_name = "IP")]
+    pub scope: Option<String>,
+    /// The scope's video UDP port [default: 8030].
+    #[arg(long, value_name = "N")]
+    pub video_port: Option<u16>,
+    /// The scope's command UDP port [default: 50000].
+    #[arg(long, value_name = "N")]
+    pub control_port: Option<u16>,
+    /// The scope's network interface (enx...): the sockets are bound to it.
+    #[arg(long, value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// Longest recording, in seconds (at most 600).
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = parse_capture_seconds)]
+    pub seconds: f64,
+    /// Largest file, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub max_mib: u64,
+}
+
+fn parse_capture_seconds(s: &str) -> Result<f64, String> {
+    match parse_seconds(s) {
+        Ok(v) if v <= 600.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a number of seconds between 0 and 600"
+        )),
+    }
+}
+
+#[derive(Debug, Args)]
 pub struct RunArgs {
     /// Configuration file [default: /etc/scopecam/config.toml if it exists].
     #[arg(long, value_name = "PATH", env = "SCOPECAM_CONFIG")]
@@ -163,6 +211,11 @@ pub struct SimulateArgs {
     /// JPEG quality of the test pattern (1-100).
     #[arg(long, default_value_t = 85, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub quality: u8,
+    /// Play back a capture made with `scopecam capture` instead: its video datagrams at
+    /// their original timing while a client heartbeats, its button answers to the
+    /// client's polls. The pattern, file and fault flags do not apply.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["file", "resize_every", "flood", "vanish_mid_frame", "frames", "press_every"])]
+    pub replay: Option<PathBuf>,
     /// Stream the JPEGs of this .mjpeg file (looped) instead of the test pattern.
     #[arg(long, value_name = "PATH")]
     pub file: Option<PathBuf>,
@@ -253,6 +306,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Simulate(args) => simulate::simulate(args),
         Command::Probe(args) => probe::probe(args),
+        Command::Capture(args) => capture::capture(args),
         Command::Service(args) => service::service(args),
         Command::Status(args) => status::status(args),
         Command::GenerateAssets(args) => assets::generate_assets(args),
@@ -452,6 +506,48 @@ mod tests {
         };
         assert_eq!(args.timeout, 5.0);
         assert!(Cli::try_parse_from(["scopecam", "probe", "--timeout", "0"]).is_err());
+    }
+
+    #[test]
+    fn capture_flags_and_bounds() {
+        let Command::Capture(args) = Cli::try_parse_from(["scopecam", "capture", "x.pcapng"])
+            .unwrap()
+            .command
+        else {
+            panic!("not capture")
+        };
+        assert_eq!((args.seconds, args.max_mib), (30.0, 64));
+        let Command::Capture(args) = Cli::try_parse_from([
+            "scopecam",
+            "capture",
+            "x.pcapng",
+            "--interface",
+            "enx1",
+            "--seconds",
+            "5",
+            "--max-mib",
+            "8",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not capture")
+        };
+        assert_eq!(args.interface.as_deref(), Some("enx1"));
+        assert_eq!((args.seconds, args.max_mib), (5.0, 8));
+        for bad in [["--seconds", "601"], ["--seconds", "0"], ["--max-mib", "0"]] {
+            let mut argv = vec!["scopecam", "capture", "x.pcapng"];
+            argv.extend(bad);
+            assert!(Cli::try_parse_from(argv).is_err(), "{bad:?}");
+        }
+        assert!(
+            Cli::try_parse_from(["scopecam", "capture"]).is_err(),
+            "FILE is needed"
+        );
+        assert!(
+            Cli::try_parse_from(["scopecam", "simulate", "--replay", "a", "--file", "b"]).is_err(),
+            "a replay streams no file"
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::config::{self, Overrides, Settings};
 use crate::link::address::{AddressError, wait_for_ipv4};
 use crate::link::measure::{VideoMeasurement, measure_video};
 use crate::link::probe::{
-    BridgeState, ProbeError, ProbeReply, ProbeTarget, bridge_state, probe_scope,
+    BridgeState, ProbeAnswer, ProbeError, ProbeReply, ProbeTarget, bridge_state, probe_scope,
 };
 use crate::sinks::v4l2::DeviceTree;
 
@@ -173,7 +173,8 @@ async fn check_scope(
         )),
     }
     let target = ProbeTarget {
-        scope: control,
+        control,
+        video,
         interface: interface.map(str::to_owned),
     };
     let answer = tokio::select! {
@@ -277,14 +278,34 @@ fn address_lines(
 
 fn answer_line(answer: &Result<ProbeReply, ProbeError>, settings: &Settings) -> Line {
     match answer {
-        Ok(reply) => Line::new(
+        Ok(ProbeReply {
+            answer: ProbeAnswer::Button(button),
+            answered_after,
+            ..
+        }) => Line::new(
             Mark::Ok,
             format!(
                 "the scope answers at {}:{} after {} ms (button counter {})",
                 settings.scope,
                 settings.control_port,
-                reply.answered_after.as_millis(),
-                reply.button.presses
+                answered_after.as_millis(),
+                button.presses
+            ),
+        ),
+        Ok(ProbeReply {
+            answer: ProbeAnswer::Video { .. },
+            answered_after,
+            ..
+        }) => Line::new(
+            Mark::Ok,
+            format!(
+                "the scope answers the video heartbeat at {}:{} after {} ms, but not button \
+                 polls at port {}: its snapshot button will do nothing. This model differs \
+                 from the known ones: `scopecam capture` records its traffic for a bug report",
+                settings.scope,
+                settings.video_port,
+                answered_after.as_millis(),
+                settings.control_port
             ),
         ),
         Err(e @ ProbeError::NoAnswer { .. }) => Line::new(
@@ -344,7 +365,7 @@ fn video_line(m: &VideoMeasurement, video: SocketAddr) -> Line {
 /// The camera side: module, labelled device, a bridge already on the interface.
 /// Where a bridge on `interface` would keep its state file: the first place
 /// `scopecam status` looks that has one, else the first place it looks.
-fn state_dir_of(interface: Option<&str>) -> std::path::PathBuf {
+pub(super) fn state_dir_of(interface: Option<&str>) -> std::path::PathBuf {
     let dirs = crate::service::status_dirs();
     let has_file = |dir: &&std::path::PathBuf| {
         interface.is_some_and(|iface| crate::service::state::state_path(dir, iface).exists())
@@ -655,5 +676,44 @@ mod tests {
             "no verdict on a cut-short look: {lines:?}"
         );
         assert_eq!(stats.stops, 1, "the stop packet was sent: {stats:?}");
+    }
+
+    #[tokio::test]
+    async fn a_scope_with_a_silent_button_port_passes_by_its_video() {
+        use crate::simulator::SimulatorConfig;
+        let scope = crate::simulator::testing::Running::start(SimulatorConfig {
+            video_port: 0,
+            control_port: 0,
+            silent_button: true,
+            ..SimulatorConfig::default()
+        })
+        .await;
+        let mut s = settings(None);
+        s.scope = std::net::Ipv4Addr::LOCALHOST;
+        s.video_port = scope.video.port();
+        s.control_port = scope.control.port();
+        let (_keep, never) = watch::channel(false);
+        let mut lines = Vec::new();
+        let ok = check_scope(&s, Duration::from_secs(3), None, never, &mut |l| {
+            lines.push(l)
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let stats = scope.shut_down().await;
+        assert!(ok, "{lines:?}");
+        assert!(
+            lines.iter().any(|l| l.mark == Mark::Ok
+                && l.text.contains("answers the video heartbeat")
+                && l.text.contains("snapshot button will do nothing")),
+            "{lines:?}"
+        );
+        assert!(
+            lines.iter().any(|l| l.text.starts_with("video: 640x480")),
+            "{lines:?}"
+        );
+        assert_eq!(
+            stats.stops, 2,
+            "one stop after the probe's heartbeat, one after the look: {stats:?}"
+        );
     }
 }

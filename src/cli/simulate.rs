@@ -12,6 +12,9 @@ use super::{EXIT_FAILURE, EXIT_USAGE, SimulateArgs, init_logging, runtime, stop_
 use crate::simulator::{self, Faults, FrameSource, SimulatorConfig, Subsampling};
 
 pub fn simulate(args: SimulateArgs) -> ExitCode {
+    if let Some(path) = &args.replay {
+        return replay(&args, path);
+    }
     let subsampling = match args.subsampling.parse::<Subsampling>() {
         Ok(s) => s,
         Err(_) => {
@@ -74,6 +77,44 @@ pub fn simulate(args: SimulateArgs) -> ExitCode {
             info!("simulator stopped: {stats:?}");
             ExitCode::SUCCESS
         }
+        Err(e) => {
+            eprintln!("scopecam: {}", error_chain(e.as_ref()));
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// `--replay FILE`: the capture's scope on the given address and ports.
+fn replay(args: &SimulateArgs, path: &std::path::Path) -> ExitCode {
+    init_logging("info");
+    let timeline = match simulator::replay::load(path) {
+        Ok(timeline) => timeline,
+        Err(e) => {
+            eprintln!("scopecam: {}", error_chain(e.as_ref()));
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let shutdown = Arc::new(watch::channel(false).0);
+    let rt = match runtime().and_then(|rt| stop_on_signals(shutdown.clone()).map(|()| rt)) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("scopecam: cannot start: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let mut stop = shutdown.subscribe();
+    let result = rt.block_on(simulator::replay(
+        args.bind,
+        args.video_port,
+        args.control_port,
+        timeline,
+        Duration::from_secs_f64(args.idle_timeout),
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        },
+    ));
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("scopecam: {}", error_chain(e.as_ref()));
             ExitCode::from(EXIT_FAILURE)

@@ -29,6 +29,7 @@ impl<F: FnMut(u32)> ButtonLink<'_, F> {
         let mut poll = interval(self.config.button_poll_interval);
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut health = HealthMonitor::new(BUTTON_SILENCE);
+        let mut never_answered = NeverAnswered::new(Instant::now());
         let mut send_failed = false;
         let mut buf = [0u8; 256];
         loop {
@@ -36,6 +37,15 @@ impl<F: FnMut(u32)> ButtonLink<'_, F> {
                 _ = shutdown.wait_for(|stop| *stop) => break,
                 _ = poll.tick() => {
                     self.on_tick(&mut health);
+                    if never_answered.on_tick(health.state(), Instant::now()) {
+                        warn!(
+                            "the scope has not answered a button poll at {} in {} s: its \
+                             snapshot button does nothing (some models do not answer; video \
+                             is not affected). Still polling.",
+                            self.config.control,
+                            BUTTON_SILENCE.as_secs()
+                        );
+                    }
                     self.poll(&mut send_failed).await;
                 }
                 received = self.socket.recv_from(&mut buf) => match received {
@@ -106,5 +116,50 @@ impl<F: FnMut(u32)> ButtonLink<'_, F> {
             );
             (self.on_press)(presses);
         }
+    }
+}
+
+/// Says once that the button port never answered: a scope model whose button port is
+/// silent still streams video, and its button then does nothing.
+#[derive(Debug)]
+struct NeverAnswered {
+    since: Instant,
+    said: bool,
+}
+
+impl NeverAnswered {
+    fn new(now: Instant) -> Self {
+        NeverAnswered {
+            since: now,
+            said: false,
+        }
+    }
+
+    /// True once, when nothing has answered for [`BUTTON_SILENCE`] since the start.
+    fn on_tick(&mut self, state: Health, now: Instant) -> bool {
+        if self.said || state != Health::Waiting || now - self.since < BUTTON_SILENCE {
+            return false;
+        }
+        self.said = true;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_that_never_answers_is_reported_once() {
+        let t0 = Instant::now();
+        let mut n = NeverAnswered::new(t0);
+        assert!(!n.on_tick(Health::Waiting, t0 + BUTTON_SILENCE / 2));
+        assert!(n.on_tick(Health::Waiting, t0 + BUTTON_SILENCE));
+        for i in 1..100 {
+            assert!(!n.on_tick(Health::Waiting, t0 + BUTTON_SILENCE * i));
+        }
+        let mut answered = NeverAnswered::new(t0);
+        assert!(!answered.on_tick(Health::Alive, t0 + BUTTON_SILENCE * 2));
+        assert!(!answered.on_tick(Health::Silent, t0 + BUTTON_SILENCE * 3));
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod address;
 pub mod button;
+pub mod capture;
 pub mod health;
 pub mod measure;
 pub mod probe;

@@ -5,8 +5,10 @@
 //! scope's (listed in `scope_interfaces`, or its DHCP lease came from the scope, see
 //! [`scope_link`]) and that the scope's address is on the link itself, leaving quietly
 //! otherwise (plenty of ordinary dongles share the scope's USB ids); probe the scope
-//! with a read-only button poll and leave quietly if nothing answers; claim a camera
-//! slot ("Borescope", "Borescope 2", ...); run the bridge, telling systemd when the first frame is out,
+//! with a read-only button poll (and, if its button port is silent, the video
+//! heartbeat, followed by the stop packet) and leave quietly if nothing answers; claim
+//! a camera slot ("Borescope", "Borescope 2", ...); run the bridge, telling systemd
+//! when the first frame is out,
 //! feeding its watchdog from the frame path, and keeping `$RUNTIME/IFACE.json` current
 //! for `scopecam status`. Nothing is opened or created before the probe succeeds.
 
@@ -28,7 +30,7 @@ use crate::bridge::frame_path::PathEnd;
 use crate::bridge::{self, BridgeError, BridgeStarted};
 use crate::config::Settings;
 use crate::link::address::{AddressError, ipv4_addresses, on_link_with, wait_for_ipv4};
-use crate::link::probe::{ProbeError, ProbeTarget, probe_scope};
+use crate::link::probe::{ProbeAnswer, ProbeError, ProbeTarget, probe_scope};
 use crate::sinks::{SinkSpec, V4l2Target};
 use notify::Notifier;
 use scope_link::{LeaseFiles, ScopeLease, Verdict};
@@ -274,11 +276,13 @@ pub async fn serve(
     };
 
     let control = SocketAddr::V4(SocketAddrV4::new(settings.scope, settings.control_port));
+    let video = SocketAddr::V4(SocketAddrV4::new(settings.scope, settings.video_port));
     notifier.status(&format!(
         "asking {control} on {iface} whether it is a borescope"
     ));
     let target = ProbeTarget {
-        scope: control,
+        control,
+        video,
         interface: Some(iface.to_owned()),
     };
     let probed = tokio::select! {
@@ -287,11 +291,19 @@ pub async fn serve(
     };
     match probed {
         Ok(reply) => info!(
-            "the scope at {control} answered on {iface} after {} ms ({why_scope_link})",
+            "the scope at {} answered {} on {iface} after {} ms ({why_scope_link})",
+            settings.scope,
+            match reply.answer {
+                ProbeAnswer::Button(_) => "a button poll",
+                ProbeAnswer::Video { .. } => "the video heartbeat (not button polls)",
+            },
             reply.answered_after.as_millis()
         ),
         Err(ProbeError::NoAnswer { .. }) => {
-            let line = format!("no borescope answers at {control} on {iface}; leaving it alone");
+            let line = format!(
+                "no borescope answers at {control} or {} on {iface}; leaving it alone",
+                video.port()
+            );
             notifier.finish_without_bridge(&line);
             return Ok(Outcome::NotAScope(line));
         }

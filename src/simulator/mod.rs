@@ -13,6 +13,7 @@
 mod faults;
 mod frames;
 mod pattern;
+pub mod replay;
 mod scope;
 mod variants;
 
@@ -320,6 +321,22 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<SimulatorStats> {
     Simulator::bind(config).await?.run(shutdown).await
+}
+
+/// Binds `bind` with the two ports and plays `timeline` back (see [`replay`]) until
+/// `shutdown` resolves.
+pub async fn replay(
+    bind: IpAddr,
+    video_port: u16,
+    control_port: u16,
+    timeline: replay::Timeline,
+    idle_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<replay::ReplayStats> {
+    let (video, video_addr) = bind_udp(bind, video_port, "video").await?;
+    let (control, control_addr) = bind_udp(bind, control_port, "control").await?;
+    tracing::info!("replaying scope ready: video {video_addr}, control {control_addr}");
+    Ok(replay::run_replay(timeline, video, control, idle_timeout, shutdown).await)
 }
 
 /// The size the test pattern switches to with

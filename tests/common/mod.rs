@@ -263,3 +263,30 @@ pub fn split_mjpeg(data: &[u8]) -> Vec<Vec<u8>> {
         .map(|r| data[r].to_vec())
         .collect()
 }
+
+/// The counters of the bridge's final summary line ("stopped: N frames written;
+/// dropped: reassembly R (...), ..., skipped S, ..."): (written, skipped, reassembly drops).
+pub fn final_counts(log: &str) -> (u64, u64, u64) {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("stopped: "))
+        .unwrap_or_else(|| panic!("no final summary in:\n{log}"));
+    let after = |label: &str| -> u64 {
+        let at = line
+            .find(label)
+            .unwrap_or_else(|| panic!("{label} in {line}"))
+            + label.len();
+        line[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (
+        after("stopped: "),
+        after("skipped "),
+        after("dropped: reassembly "),
+    )
+}

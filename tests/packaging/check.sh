@@ -165,6 +165,7 @@ expected=(
     "usr/lib/modprobe.d/scopecam.conf 644"
     "usr/lib/modules-load.d/scopecam.conf 644"
     "usr/lib/sysusers.d/scopecam.conf 644"
+    "usr/lib/sysctl.d/30-scopecam.conf 644"
     "usr/lib/systemd/network/zz-scopecam.network 644"
     "usr/lib/NetworkManager/dispatcher.d/90-scopecam 755"
     "usr/share/bash-completion/completions/scopecam 644"

@@ -36,7 +36,7 @@ service)
     done
     ip -4 -o addr show dev "$iface" | grep -q inet || { echo "no IPv4 address on $iface" >&2; exit 1; }
     timeout 5 "$REAL" run --interface "$iface" --output null --frames 1 >/dev/null 2>&1 \
-        || { echo "no borescope answers at 192.168.10.123:50000 on $iface; leaving it alone"
+        || { echo "no borescope answers at 192.168.10.123:50000 or 8030 on $iface; leaving it alone"
              # READY=1 first: systemd 252 fails a notify unit that exits before it
              systemd-notify --pid=$$ --ready --status="no borescope on $iface"; exit 0; }
     mkdir -p /run/scopecam
