@@ -55,6 +55,18 @@ async fn receive(socket: &UdpSocket, wait: Duration) -> Option<(Vec<u8>, SocketA
     Some((buf, from))
 }
 
+/// Every datagram until QUIET of silence; the first may take PATIENCE (a
+/// loaded machine can be slow to start the stream).
+async fn receive_until_quiet(socket: &UdpSocket) -> Vec<(Vec<u8>, SocketAddr)> {
+    let mut received = Vec::new();
+    let mut wait = PATIENCE;
+    while let Some(datagram) = receive(socket, wait).await {
+        received.push(datagram);
+        wait = QUIET;
+    }
+    received
+}
+
 /// Reads until `wait` passes without a datagram; returns how many arrived.
 async fn drain(socket: &UdpSocket, wait: Duration) -> usize {
     let mut count = 0;
@@ -266,7 +278,7 @@ async fn garbage_arrives_from_the_video_port_between_intact_fragments() {
     // Relabelled junk can reuse a genuine (frame id, index), so keep every candidate.
     let mut candidates: BTreeMap<(u8, u16), Vec<Vec<u8>>> = BTreeMap::new();
     let mut junk = 0;
-    while let Some((datagram, from)) = receive(&socket, QUIET).await {
+    for (datagram, from) in receive_until_quiet(&socket).await {
         assert_eq!(from, scope.video);
         match Fragment::parse(&datagram) {
             Ok(f) => candidates
@@ -411,11 +423,7 @@ async fn vanishing_sends_half_a_frame_then_answers_nothing() {
     let socket = client().await;
     send(&socket, &VideoCommand::Heartbeat.to_bytes(), scope.video).await;
     let mut of_frame_2 = 0;
-    // The first datagram may take a while on a loaded machine; after the
-    // vanishing, QUIET of silence ends the stream.
-    let mut wait = PATIENCE;
-    while let Some((datagram, _)) = receive(&socket, wait).await {
-        wait = QUIET;
+    for (datagram, _) in receive_until_quiet(&socket).await {
         let header = Fragment::parse(&datagram).unwrap().header;
         assert!(header.frame_id <= 2, "{header:?}");
         if header.frame_id == 2 {
@@ -446,7 +454,7 @@ async fn interleaved_pairs_mix_two_frames_and_deliver_both() {
     send(&socket, &VideoCommand::Heartbeat.to_bytes(), scope.video).await;
     let mut ids = Vec::new();
     let mut pieces: BTreeMap<u8, BTreeMap<u16, Vec<u8>>> = BTreeMap::new();
-    while let Some((datagram, _)) = receive(&socket, QUIET).await {
+    for (datagram, _) in receive_until_quiet(&socket).await {
         let fragment = Fragment::parse(&datagram).unwrap();
         ids.push(fragment.header.frame_id);
         pieces
