@@ -156,8 +156,9 @@ udevadm control --reload
 modprobe veth
 # The scopes of steps 3-7 get their address by hand, as with ifupdown or `ip
 # addr add`: no DHCP lease tells the service they are scopes, the user's list
-# does. (scoped0 in step 8 is recognised by networkd's lease instead.)
-printf '\nscope_interfaces = ["scopea0", "scopeb0", "scopec0"]\n' >> /etc/scopecam/config.toml
+# does. (scoped0 in step 8 is recognised by networkd's lease instead.) The
+# dashed name is scope E's (step 6b).
+printf '\nscope_interfaces = ["scopea0", "scopeb0", "scopec0", "-scope-e0"]\n' >> /etc/scopecam/config.toml
 
 # make_scope IFACE NS SIMULATE(yes|no) GUEST_IP [SIMULATOR ARGS...]
 # The link appears first (udev starts the unit, which waits for an address),
