@@ -76,4 +76,4 @@ echo
 echo "ff dec: ffmpeg decode only; ff+yuyv: ffmpeg decode + convert to yuyv422 written to"
 echo "/dev/null; zune: zune-jpeg bare decode to RGB; decode: the bridge's Decoder::decode"
 echo "(JPEG -> limited-range YUYV); frame path: fragments -> Reassembler -> decode -> YUYV"
-echo "copied into a buffer. Targets (issue 5): path/ffd <= 1.15x, path/ffy <= 0.5x."
+echo "copied into a buffer. Aims: path/ffd <= 1.15x, path/ffy <= 0.5x."

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The plug-and-play scenario of issue 4, run inside the system VM (systemd is
+# The plug-and-play scenario, run inside the system VM (systemd is
 # PID 1, udev runs) as root:
 #
 #   packaging/build.sh            # makes target/debian/scopecam_*.deb
