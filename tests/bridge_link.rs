@@ -172,6 +172,33 @@ fn bad_flags_and_config_values_exit_2_with_one_line() {
     assert!(err.contains("video_port"), "{err}");
 }
 
+#[test]
+fn run_says_in_one_line_when_nothing_is_written() {
+    let run = |output: Option<&str>| {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args([
+            "run",
+            "--config",
+            "/dev/null",
+            "--simulate",
+            "--frames",
+            "2",
+        ]);
+        if let Some(output) = output {
+            cmd.args(["--output", output]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{output:?}: {out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let log = run(None);
+    let hints = log.matches("nothing is decoded or written").count();
+    assert_eq!(hints, 1, "the null output is named once:\n{log}");
+    assert!(log.contains("--output v4l2"), "{log}");
+    let log = run(Some("y4m:/dev/null"));
+    assert!(!log.contains("nothing is decoded or written"), "{log}");
+}
+
 /// A noisy picture whose JPEG is large (about 500 KB at 608x448, quality 90).
 fn large_jpeg(seed: u32) -> Vec<u8> {
     let (w, h) = (608u16, 448u16);

@@ -9,6 +9,7 @@ use super::{EXIT_FAILURE, RunArgs, Started, config_file, start};
 use crate::bridge;
 use crate::config::{self, Overrides, Settings};
 use crate::simulator::{Simulator, SimulatorConfig};
+use crate::sinks::SinkSpec;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 use tracing::info;
@@ -31,6 +32,12 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(started) => started,
         Err(code) => return code,
     };
+    if settings.output == SinkSpec::Null {
+        info!(
+            "output is null: nothing is decoded or written; `--output v4l2` makes the \
+             camera (or y4m:-, mjpeg:PATH)"
+        );
+    }
     let bridged = if args.simulate {
         rt.block_on(bridge_simulated_scope(settings, args.frames, shutdown))
     } else {
