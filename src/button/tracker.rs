@@ -21,7 +21,7 @@ pub const REQUESTS_KEPT_IN_FLIGHT: usize = 16;
 /// Tracks the scope's button counter across polls.
 ///
 /// Feed it every parsed [`ButtonAnswer`]; it reports how many presses are new.
-/// Rules (see PROTOCOL.md):
+/// Rules (see docs/protocol.md):
 /// - the first counter seen (and the first after [`link_lost`](Self::link_lost))
 ///   is only a baseline;
 /// - an answer counts only if it answers a request still in flight; each

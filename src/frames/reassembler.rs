@@ -456,7 +456,7 @@ impl FrameInProgress {
     ///
     /// Also complete without a "last" flag when indices `0..=highest` are
     /// all here and carry exactly the announced size: nothing more can
-    /// belong to the frame then, and PROTOCOL.md says it is unknown how
+    /// belong to the frame then, and docs/protocol.md says it is unknown how
     /// firmware flags a one-fragment frame.
     fn progress(&self) -> Result<Progress, DropReason> {
         let all_bytes = self.data.len() == self.announced;

@@ -1,4 +1,4 @@
-//! The borescope's wire format (see PROTOCOL.md), as plain data.
+//! The borescope's wire format (see docs/protocol.md), as plain data.
 //!
 //! Nothing here touches a socket: every packet the bridge or the simulator
 //! sends is built by a function that returns bytes, and every packet they

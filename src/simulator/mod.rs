@@ -1,6 +1,6 @@
 //! A simulated borescope on UDP, for tests and for working without hardware.
 //!
-//! It speaks the protocol in PROTOCOL.md from the scope's side: it streams
+//! It speaks the protocol in docs/protocol.md from the scope's side: it streams
 //! fragmented JPEGs from its video port to whoever sends heartbeats, stops
 //! on a stop packet or when heartbeats cease, and answers button polls on its
 //! control port with a press counter that does not start at zero. Faults

@@ -1,7 +1,7 @@
 //! The camera output: a v4l2loopback device that apps (browsers, Zoom, OBS, Cheese) see
 //! as an ordinary webcam.
 //!
-//! What apps accept (see `/work/shared/INTEGRATION.md` and the module notes below):
+//! What apps accept (see the module notes below):
 //! YUYV at one fixed, even size, limited-range BT.601, written at a steady rate with plain
 //! `write()` of whole frames on one long-lived fd. The format is set before the first
 //! scope frame, so consumers that start early already see the right size.
