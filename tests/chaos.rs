@@ -666,6 +666,59 @@ fn a_progressive_jpeg_is_refused() {
     hostile_frames_are_refused("127.73.0.13", jpeg, "progressive");
 }
 
+/// Frames of the largest size decoded (2592x1944) in a stream of small ones: decoded
+/// (the y4m stream keeps its first size and skips them), then the memory they took is
+/// given back. Must hold: the peak shows they were decoded, and resident memory once
+/// small frames flow again is back within 8 MiB of what it was before them.
+#[test]
+fn memory_returns_after_the_largest_frames() {
+    let ip = "127.73.0.16";
+    let s = Scenario::new(ip, 4, Output::Y4m);
+    let big = make_source_frames(1, 2592, 1944, SamplingFactor::F_2_1).remove(0);
+    // One paced scope after the other on the scope's address; each learns the bridge's
+    // address from its next heartbeat.
+    let phase = |frames: Vec<Vec<u8>>, until: usize, what: &str| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let scope = paced_scope(ip, frames, Arc::clone(&stop));
+        s.wait_for_frames(until, what);
+        stop.store(true, Ordering::Relaxed);
+        scope.join().unwrap()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let first = paced_scope(ip, s.sources.clone(), Arc::clone(&stop));
+    let (mut bridge, log) = s.bridge();
+    let pid = bridge.child.id();
+    s.wait_for_frames(30, "small frames");
+    stop.store(true, Ordering::Relaxed);
+    first.join().unwrap();
+    let before = status_kib(pid, "VmRSS");
+    let mix: Vec<Vec<u8>> = s
+        .sources
+        .iter()
+        .flat_map(|good| [big.clone(), good.clone()])
+        .collect();
+    phase(mix, s.count() + 6, "small frames between large ones");
+    let peak = status_kib(pid, "VmHWM");
+    phase(
+        s.sources.clone(),
+        s.count() + 30,
+        "small frames after the large ones",
+    );
+    let after = status_kib(pid, "VmRSS");
+    let stopped = s.finish(&mut bridge, log);
+    assert!(
+        peak > before + 20 * 1024,
+        "the large frames were decoded: peak {peak} KiB, before {before} KiB\n{}",
+        stopped.summary.line
+    );
+    assert!(
+        after <= before + 8 * 1024,
+        "resident memory back near {before} KiB after the large frames, not {after} KiB \
+         (peak {peak} KiB)\n{}",
+        stopped.summary.line
+    );
+}
+
 /// Someone else on the wire sends a whole stream of valid frames, with the scope's ports
 /// but another source address, and from the scope's address but another port, while the
 /// real scope streams. Must hold: none of them is shown (every output frame is one the

@@ -377,12 +377,27 @@ pub fn fit_buffer(buffer: &mut Vec<u8>, len: usize) {
 }
 
 /// A reused buffer holding more than twice what the current picture needs (and over
-/// 1 MiB) was grown by a larger picture: its excess goes back to the allocator, so that a
-/// hostile frame costs memory only while it is handled. A stream of one size never
-/// reallocates; one switching sizes reallocates at each switch to a much smaller size.
+/// 1 MiB) was grown by a larger picture: its excess goes back to the allocator, and the
+/// allocator's free memory back to the kernel, so that a hostile frame costs memory only
+/// while it is handled. A stream of one size never reallocates; one switching sizes
+/// reallocates at each switch to a much smaller size.
 pub fn give_back_excess(buffer: &mut Vec<u8>) {
     if buffer.capacity() > buffer.len().saturating_mul(2).max(KEEP_BYTES) {
         buffer.shrink_to_fit();
+        trim_heap();
+    }
+}
+
+/// Returns the allocator's free memory to the kernel. glibc otherwise keeps up to its trim
+/// threshold (32 MB, raised in `main.rs`) of free heap, and the decoder's planes for a
+/// large picture (up to 5 MB each, below the mmap threshold) stay resident after it. Runs
+/// only when a buffer shrank, that is after a larger picture. There is no crate for
+/// malloc_trim(3); it is one libc call.
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only hands free pages back; it touches no live allocation.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
