@@ -585,7 +585,7 @@ fn the_scope_is_never_reached_through_a_gateway() {
     );
     assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
     assert!(
-        out.contains("FAIL  no borescope answers at 192.168.10.123:50000 on lan0"),
+        out.contains("FAIL  no borescope answers at 192.168.10.123:50000 or 8030 on lan0"),
         "{out}"
     );
     decoy.terminate();

@@ -74,15 +74,24 @@ fn replay_to_a_bridge(name: &str, ip: &str) {
     let replay = path.to_str().unwrap();
     let _scope = Proc::spawn("replay", &["simulate", "--replay", replay, "--bind", ip]);
     std::thread::sleep(Duration::from_millis(300));
-    let mut bridge = bridge(
+    let sink = format!("mjpeg:{}", output.display());
+    let args = [
+        "run",
+        "--config",
+        "/dev/null",
+        "--scope",
         ip,
-        &[
-            "--output",
-            &format!("mjpeg:{}", output.display()),
-            "--snapshot-dir",
-            snapshots.to_str().unwrap(),
-        ],
-    );
+        "--output",
+        &sink,
+        "--snapshot-dir",
+        snapshots.to_str().unwrap(),
+    ];
+    // Every captured press is to be saved: the captures press faster than the
+    // snapshot interval a bridge keeps by default.
+    let mut bridge = Proc::spawn_with("bridge", &args, |cmd| {
+        cmd.env("SCOPECAM_SUMMARY_INTERVAL_S", "1");
+        cmd.env("SCOPECAM_SNAPSHOT_MIN_INTERVAL_MS", "0");
+    });
     // The whole capture plays, then a little more for the last poll's answer.
     let until = Instant::now() + length + Duration::from_millis(1500);
     while Instant::now() < until {

@@ -464,7 +464,7 @@ fn generate_assets_writes_renderable_man_pages_and_completions() {
 
 #[test]
 fn a_scope_whose_button_port_is_silent_is_served_by_its_video() {
-    let ip = "127.76.0.12";
+    let ip = "127.76.0.13";
     let dir = tempfile::tempdir().unwrap();
     let runtime = dir.path().join("run");
     std::fs::create_dir(&runtime).unwrap();
