@@ -152,7 +152,7 @@ if wait_for 60 state_is "$US" active; then
 else
     bad "$US not active: $(prop "$US" ActiveState)/$(prop "$US" SubState) Result=$(prop "$US" Result)"
 fi
-journalctl -b -u "$US" -o cat | grep -q 'answered on scope0 .*systemd-networkd has its DHCP lease 192.168.10.100 from 192.168.10.123' \
+journalctl -b -u "$US" -o cat | grep -q 'answered .* on scope0 .*systemd-networkd has its DHCP lease 192.168.10.100 from 192.168.10.123' \
     && ok "taken as a scope link by networkd's lease" || bad "$US does not say it went by networkd's lease"
 f=/run/scopecam/scope0.json
 wait_for 30 grep -q '"link_state": *"streaming"' "$f" && ok "$f: streaming" || bad "$f does not say streaming"
