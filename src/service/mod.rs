@@ -8,6 +8,7 @@
 //! feeding its watchdog from the frame path, and keeping `$RUNTIME/IFACE.json` current
 //! for `scopecam status`. Nothing is opened or created before the probe succeeds.
 
+pub mod announce;
 pub mod notify;
 pub mod slots;
 pub mod state;
