@@ -5,6 +5,7 @@ if [ -d /run/udev ]; then
     udevadm control --reload || :
     # Apply 70-scopecam-uinput.rules to an existing /dev/uinput now.
     udevadm trigger --action=change --subsystem-match=misc --sysname-match=uinput || :
+    udevadm trigger --action=change --subsystem-match=misc --sysname-match=v4l2loopback || :
 fi
 if [ -d /run/systemd/system ]; then
     systemctl daemon-reload || :
