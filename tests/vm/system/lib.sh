@@ -1,7 +1,6 @@
 # Helpers for the scenario scripts of the system VM (sourced, not run):
 #   source "$SCOPECAM_VM_REPO/tests/vm/system/lib.sh"
 # Counts failures in $fails; the script's EXIT trap reports them.
-# (plug-and-play.sh still carries its own copies of the first few.)
 
 fails=0
 ok() { echo "ok   - $*"; }

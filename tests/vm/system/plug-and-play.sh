@@ -31,18 +31,8 @@
 set -euo pipefail
 
 R=${SCOPECAM_VM_RESULTS:-/tmp}
-fails=0
-ok() { echo "ok   - $*"; }
-bad() { echo "FAIL - $*"; fails=$((fails + 1)); }
-die() { echo "FAIL - $*"; fails=$((fails + 1)); exit 1; }
-# wait_for SECS CMD...: poll CMD every 0.3 s until it succeeds.
-wait_for() {
-    local end=$((SECONDS + $1)); shift
-    until "$@" >/dev/null 2>&1; do ((SECONDS < end)) || return 1; sleep 0.3; done
-}
-prop() { systemctl show -P "$2" "$1"; }
-state_is() { [[ $(prop "$1" ActiveState) == "$2" ]]; }
-step() { echo; echo "== $* ($(cut -d' ' -f1 /proc/uptime) s)"; }
+# shellcheck source=tests/vm/system/lib.sh
+source "${SCOPECAM_VM_REPO:-$(cd "$(dirname "$0")/../../.." && pwd)}/tests/vm/system/lib.sh"
 
 declare -A SIM_PID=()
 NAMESPACES=()
