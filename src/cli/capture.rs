@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use super::run::error_chain;
-use super::{CaptureArgs, EXIT_FAILURE, Started, config_file, start};
+use super::{CaptureArgs, EXIT_FAILURE, Started, config_file, quiet_logs, start};
 use crate::config::{self, Overrides};
 use crate::link::capture::{CaptureSummary, CaptureTarget, Ended, record};
 use crate::link::probe::{BridgeState, bridge_state};
@@ -28,10 +28,7 @@ pub fn capture(args: CaptureArgs) -> ExitCode {
         interface: args.interface,
         ..Overrides::default()
     };
-    let loaded = config::load(&file, &config::process_env(), &overrides).map(|mut settings| {
-        settings.log_level = "warn".into();
-        settings
-    });
+    let loaded = quiet_logs(config::load(&file, &config::process_env(), &overrides));
     let Started {
         settings,
         rt,

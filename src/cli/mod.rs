@@ -382,6 +382,17 @@ pub(crate) struct Started {
     pub shutdown: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
 }
 
+/// For commands whose own lines are the output (`probe`, `capture`): logs stay quiet
+/// (warnings only) unless `RUST_LOG` asks for more.
+pub(crate) fn quiet_logs(
+    loaded: Result<crate::config::Settings, crate::config::ConfigError>,
+) -> Result<crate::config::Settings, crate::config::ConfigError> {
+    loaded.map(|mut settings| {
+        settings.log_level = "warn".into();
+        settings
+    })
+}
+
 /// Checks the loaded settings (a bad one: exit 2), then starts logging, the runtime
 /// and the signal handler (failure: exit 1).
 pub(crate) fn start(

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{EXIT_FAILURE, ProbeArgs, Started, config_file, start};
+use super::{EXIT_FAILURE, ProbeArgs, Started, config_file, quiet_logs, start};
 use crate::config::{self, Overrides, Settings};
 use crate::link::address::{AddressError, wait_for_ipv4};
 use crate::link::measure::{VideoMeasurement, measure_video};
@@ -82,11 +82,7 @@ pub fn probe(args: ProbeArgs) -> ExitCode {
         interface: args.interface,
         ..Overrides::default()
     };
-    // The check lines are the output; logs stay quiet unless RUST_LOG asks.
-    let loaded = config::load(&file, &config::process_env(), &overrides).map(|mut settings| {
-        settings.log_level = "warn".into();
-        settings
-    });
+    let loaded = quiet_logs(config::load(&file, &config::process_env(), &overrides));
     let Started {
         settings,
         rt,
