@@ -143,6 +143,33 @@ chroot "$NEW" dpkg -i /tmp/v4l2loopback-dkms-stub.deb >/dev/null
 rm -rf "$stub" "$NEW/tmp/v4l2loopback-dkms-stub.deb"
 step_end
 
+# --- The desktop's camera path (desktop-camera.sh) ---------------------------
+# PipeWire and WirePlumber as user services the way a desktop runs them, the
+# GStreamer PipeWire source (what GNOME Snapshot, OBS's PipeWire source and the
+# camera portal's clients end up using) and gst-launch-1.0 to drive it, plus
+# dbus-user-session and libpam-systemd for the user's bus and manager. The
+# user "desk" (uid 1000) stands for the logged-in desktop user: lingering, so
+# user@1000.service (and its D-Bus) run without a login; in the video group,
+# since a headless VM has no seat whose active session would get the udev
+# "uaccess" ACL on /dev/video* as a desktop login does.
+DESKTOP_PKGS="pipewire pipewire-bin wireplumber gstreamer1.0-pipewire gstreamer1.0-tools"
+DESKTOP_PKGS+=" gstreamer1.0-plugins-base dbus-user-session libpam-systemd"
+step_start "desktop camera stack: $DESKTOP_PKGS"
+mkdir -p "$NEW/var/cache/apt/archives/partial"
+mount --bind "$OUT/debootstrap-cache" "$NEW/var/cache/apt/archives"
+mkdir -p "$OUT/debootstrap-cache/partial"
+desktop_ok=0
+chroot "$NEW" apt-get update -qq >> "$OUT/debootstrap.log" 2>&1 \
+    && chroot "$NEW" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        $DESKTOP_PKGS >> "$OUT/debootstrap.log" 2>&1 && desktop_ok=1
+umount "$NEW/var/cache/apt/archives"
+((desktop_ok)) || { echo "apt-get install of the desktop stack failed; see $OUT/debootstrap.log" >&2; tail -30 "$OUT/debootstrap.log" >&2; exit 1; }
+rm -rf "$NEW/var/lib/apt/lists/"*
+chroot "$NEW" useradd --uid 1000 --create-home --shell /bin/bash --groups video desk
+mkdir -p "$NEW/var/lib/systemd/linger"
+: > "$NEW/var/lib/systemd/linger/desk"
+step_end
+
 step_start "kernel modules $KVER"
 # The whole module tree (veth, uinput, videodev, virtio, ...): picking a
 # subset would break the first time a test needs one more module.
