@@ -2,6 +2,7 @@
 //! systemd unit runs), `scopecam status`, `scopecam probe` (is a scope there?) and
 //! `scopecam simulate` (a fake scope for trying everything without hardware).
 
+mod announce;
 mod assets;
 mod capture;
 mod probe;
@@ -69,6 +70,13 @@ pub enum Command {
     /// /run/scopecam and $XDG_RUNTIME_DIR/scopecam). Exits 0 if at least one bridge
     /// runs, 3 if none does.
     Status(StatusArgs),
+    /// Make the desktop's camera services (PipeWire) look at the bridge's camera again.
+    ///
+    /// What scopecam@IFACE.service runs as root after the bridge is ready
+    /// (ExecStartPost) and after it stopped (ExecStopPost, with --stopped): sends a
+    /// `remove` and an `add` uevent for exactly the v4l2loopback node the bridge of IFACE
+    /// writes, so PipeWire lists it while the scope streams and drops it afterwards.
+    Announce(AnnounceArgs),
     /// Write man pages and shell completions to DIR (for packaging).
     #[command(hide = true)]
     GenerateAssets(GenerateAssetsArgs),
@@ -82,6 +90,16 @@ pub struct ServiceArgs {
     /// Configuration file [default: /etc/scopecam/config.toml if it exists].
     #[arg(long, value_name = "PATH", env = "SCOPECAM_CONFIG")]
     pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AnnounceArgs {
+    /// The scope's network interface, as for `scopecam service`.
+    #[arg(value_name = "IFACE")]
+    pub interface: String,
+    /// The bridge has stopped: announce its node again unless another producer feeds it.
+    #[arg(long)]
+    pub stopped: bool,
 }
 
 #[derive(Debug, Args)]
@@ -309,6 +327,7 @@ pub fn main() -> ExitCode {
         Command::Capture(args) => capture::capture(args),
         Command::Service(args) => service::service(args),
         Command::Status(args) => status::status(args),
+        Command::Announce(args) => announce::announce(args),
         Command::GenerateAssets(args) => assets::generate_assets(args),
     }
 }

@@ -12,6 +12,7 @@
 //! feeding its watchdog from the frame path, and keeping `$RUNTIME/IFACE.json` current
 //! for `scopecam status`. Nothing is opened or created before the probe succeeds.
 
+pub mod announce;
 pub mod notify;
 pub mod scope_link;
 pub mod slots;

@@ -223,6 +223,14 @@ fn query_caps(device: &Device, path: &Path) -> Result<NodeCaps, V4l2Error> {
     })
 }
 
+/// Whether `path` offers only capture now: with exclusive caps, that is a loopback
+/// node some producer feeds. Opening and QUERYCAP do not make this process a reader.
+pub fn fed_by_a_producer(path: &Path) -> bool {
+    open_node(path)
+        .and_then(|device| query_caps(&device, path))
+        .is_ok_and(|caps| node_state(&caps) == NodeState::HeldByProducer)
+}
+
 fn open_node(path: &Path) -> Result<Device, V4l2Error> {
     Device::with_path(path).map_err(|source| V4l2Error::Open {
         path: path.to_owned(),

@@ -91,6 +91,38 @@ impl DeviceTree {
         self.dev.join(format!("video{number}"))
     }
 
+    /// N when `device` is `<dev>/videoN` of this tree and sysfs shows a v4l2loopback
+    /// node there (the driver's own `buffers` and `max_openers` attributes), judged
+    /// without opening anything.
+    pub fn loopback_number(&self, device: &Path) -> Option<u32> {
+        if device.parent() != Some(self.dev.as_path()) {
+            return None;
+        }
+        let number = video_number(device.file_name()?.to_str()?)?;
+        let node = self
+            .sys
+            .join("class/video4linux")
+            .join(format!("video{number}"));
+        let loopback = self.module_loaded()
+            && ["buffers", "max_openers"]
+                .iter()
+                .all(|attribute| node.join(attribute).is_file());
+        loopback.then_some(number)
+    }
+
+    /// Sends the uevent `action` ("add", "remove", "change") for /dev/videoN: udev and
+    /// everything listening to it see the node appear or go. Root only.
+    pub fn send_uevent(&self, number: u32, action: &str) -> std::io::Result<()> {
+        let path = self
+            .sys
+            .join("class/video4linux")
+            .join(format!("video{number}"))
+            .join("uevent");
+        // No create: only the kernel's attribute file is written.
+        let mut file = std::fs::OpenOptions::new().write(true).open(path)?;
+        std::io::Write::write_all(&mut file, action.as_bytes())
+    }
+
     /// Video nodes whose sysfs `name` is exactly `label`, lowest number first. The name
     /// alone does not prove a loopback device; the caller checks the driver when opening.
     pub fn nodes_labelled(&self, label: &str) -> Vec<VideoNode> {

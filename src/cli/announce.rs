@@ -1,0 +1,41 @@
+//! `scopecam announce [--stopped] IFACE`: the unit's privileged step around the bridge
+//! (see [`crate::service::announce`]).
+
+use std::process::ExitCode;
+
+use tracing::warn;
+
+use super::{AnnounceArgs, init_logging};
+use crate::service::announce::{AnnounceError, Announcer};
+use crate::sinks::v4l2::fed_by_a_producer;
+
+pub fn announce(args: AnnounceArgs) -> ExitCode {
+    init_logging("info");
+    let announcer = Announcer::system();
+    let tree = announcer.tree.clone();
+    let mut send = |number: u32, action: &'static str| tree.send_uevent(number, action);
+    let result = if args.stopped {
+        announcer.stopped(
+            &args.interface,
+            &mut |path| fed_by_a_producer(path),
+            &mut send,
+        )
+    } else {
+        // systemd sets MAINPID for ExecStartPost: only that bridge's state file counts.
+        let main_pid = std::env::var("MAINPID").ok().and_then(|p| p.parse().ok());
+        announcer.started(&args.interface, main_pid, &mut send)
+    };
+    match result {
+        Ok(_) => ExitCode::SUCCESS,
+        // The camera works for apps that read V4L2 directly either way: a failure here
+        // is reported, and the unit treats it as non-fatal (the `-` prefix).
+        Err(e @ AnnounceError::BadInterface(_)) => {
+            eprintln!("scopecam: {e}");
+            ExitCode::from(super::EXIT_USAGE)
+        }
+        Err(e) => {
+            warn!("{e}; PipeWire-based apps may not list the camera until it is replugged");
+            ExitCode::from(super::EXIT_FAILURE)
+        }
+    }
+}
