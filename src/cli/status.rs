@@ -43,6 +43,14 @@ impl std::fmt::Display for Consumers {
     }
 }
 
+/// A process that has the camera open (a reader, or another writer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Holder {
+    pub pid: u32,
+    /// Its `comm` (the kernel's 15-byte process name).
+    pub name: String,
+}
+
 /// One state file, checked.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Entry {
@@ -52,6 +60,8 @@ pub struct Entry {
     pub stale: bool,
     pub state_file: PathBuf,
     pub consumers: Consumers,
+    /// The processes counted in `consumers`, where /proc showed them.
+    pub holders: Vec<Holder>,
     pub uptime_s: Option<u64>,
 }
 
@@ -105,9 +115,11 @@ fn collect(dirs: &[PathBuf]) -> Vec<Entry> {
                 continue;
             };
             let stale = !pid_is_scopecam(state.pid, Path::new("/proc"));
-            let consumers = match (&state.device, stale) {
-                (Some(device), false) => count_consumers(Path::new(device), state.pid),
-                _ => Consumers::None,
+            let (consumers, holders) = match (&state.device, stale) {
+                (Some(device), false) => {
+                    find_consumers(Path::new(device), state.pid, Path::new("/proc"))
+                }
+                _ => (Consumers::None, Vec::new()),
             };
             let uptime_s = chrono::DateTime::parse_from_rfc3339(&state.started_at)
                 .ok()
@@ -118,6 +130,7 @@ fn collect(dirs: &[PathBuf]) -> Vec<Entry> {
                 stale,
                 state_file: path,
                 consumers,
+                holders,
                 uptime_s,
             });
         }
@@ -125,14 +138,14 @@ fn collect(dirs: &[PathBuf]) -> Vec<Entry> {
     entries
 }
 
-/// Counts the processes (other than the bridge `bridge_pid` and this one) that have
-/// `device` open, by reading the /proc/PID/fd links this user may read.
-fn count_consumers(device: &Path, bridge_pid: u32) -> Consumers {
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return Consumers::Unknown;
+/// The processes (other than the bridge `bridge_pid` and this one) that have `device`
+/// open, from the /proc/PID/fd links this user may read under `proc`.
+fn find_consumers(device: &Path, bridge_pid: u32, proc: &Path) -> (Consumers, Vec<Holder>) {
+    let Ok(procs) = std::fs::read_dir(proc) else {
+        return (Consumers::Unknown, Vec::new());
     };
     let me = std::process::id();
-    let (mut count, mut readable, mut unreadable) = (0, 0, 0);
+    let (mut holders, mut readable, mut unreadable) = (Vec::new(), 0, 0);
     for entry in procs.filter_map(Result::ok) {
         let Some(pid) = entry
             .file_name()
@@ -153,14 +166,32 @@ fn count_consumers(device: &Path, bridge_pid: u32) -> Consumers {
             .filter_map(Result::ok)
             .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == device));
         if has_it {
-            count += 1;
+            let name = std::fs::read_to_string(entry.path().join("comm"))
+                .map(|c| printable(c.trim_end()))
+                .unwrap_or_default();
+            holders.push(Holder { pid, name });
         }
     }
-    match (readable, unreadable) {
+    holders.sort_by_key(|h| h.pid);
+    let count = holders.len();
+    let consumers = match (readable, unreadable) {
         (0, _) => Consumers::Unknown,
         (_, 0) => Consumers::Exact { count },
         _ => Consumers::AtLeast { count },
+    };
+    (consumers, holders)
+}
+
+/// "consumers 2 (pipewire 812, chrome 1234)": who holds the camera, for the status line.
+fn consumers_text(consumers: &Consumers, holders: &[Holder]) -> String {
+    if holders.is_empty() {
+        return consumers.to_string();
     }
+    let list: Vec<String> = holders
+        .iter()
+        .map(|h| format!("{} {}", h.name, h.pid))
+        .collect();
+    format!("{consumers} ({})", list.join(", "))
 }
 
 fn uptime(secs: u64) -> String {
@@ -266,7 +297,7 @@ pub fn render(entries: &[Entry]) -> String {
             "  latency p50 {} p99 {}; consumers {}; snapshots {}{not_saved}, presses {}",
             ms(s.latency_ms.p50),
             ms(s.latency_ms.p99),
-            e.consumers,
+            consumers_text(&e.consumers, &e.holders),
             s.snapshots,
             s.presses
         );
@@ -286,6 +317,10 @@ fn by_reason(prefix: &str, counts: &std::collections::BTreeMap<String, u64>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn count_consumers(device: &Path, bridge_pid: u32) -> Consumers {
+        find_consumers(device, bridge_pid, Path::new("/proc")).0
+    }
     use crate::service::state::{LatencyMs, LinkState};
 
     fn entry(stale: bool) -> Entry {
@@ -320,6 +355,7 @@ mod tests {
             stale,
             state_file: "/run/scopecam/enx00e04c680001.json".into(),
             consumers: Consumers::Exact { count: 2 },
+            holders: Vec::new(),
             uptime_s: Some(3723),
         }
     }
@@ -355,6 +391,54 @@ mod tests {
             text.contains("snapshots 1 (not saved: max_files=2 too_soon=7), presses 1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_processes_holding_the_camera_are_named() {
+        let mut e = entry(false);
+        e.holders = vec![
+            Holder {
+                pid: 812,
+                name: "pipewire".into(),
+            },
+            Holder {
+                pid: 1234,
+                name: "chrome".into(),
+            },
+        ];
+        let text = render(&[e]);
+        assert!(
+            text.contains("consumers 2 (pipewire 812, chrome 1234);"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn holders_come_from_fd_links_to_the_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let proc = dir.path();
+        let device = Path::new("/dev/video42");
+        let add = |pid: u32, comm: &str, targets: &[&str]| {
+            let fd = proc.join(pid.to_string()).join("fd");
+            std::fs::create_dir_all(&fd).unwrap();
+            std::fs::write(proc.join(pid.to_string()).join("comm"), format!("{comm}\n")).unwrap();
+            for (n, target) in targets.iter().enumerate() {
+                std::os::unix::fs::symlink(target, fd.join(n.to_string())).unwrap();
+            }
+        };
+        add(700, "scopecam", &["/dev/video42"]);
+        add(812, "pipewire", &["/dev/null", "/dev/video42"]);
+        add(900, "bash", &["/dev/null"]);
+        add(1234, "gst-launch-1.0", &["/dev/video42", "/dev/video42"]);
+        std::fs::create_dir_all(proc.join("self")).unwrap();
+        let (consumers, holders) = find_consumers(device, 700, proc);
+        assert_eq!(consumers, Consumers::Exact { count: 2 });
+        let named: Vec<(u32, &str)> = holders.iter().map(|h| (h.pid, h.name.as_str())).collect();
+        assert_eq!(named, [(812, "pipewire"), (1234, "gst-launch-1.0")]);
+        // A process whose fds cannot be read makes the count a lower bound.
+        std::fs::create_dir_all(proc.join("999")).unwrap();
+        let (consumers, _) = find_consumers(device, 700, proc);
+        assert_eq!(consumers, Consumers::AtLeast { count: 2 });
     }
 
     #[test]
