@@ -7,6 +7,7 @@ if [ -d /run/udev ]; then
     # /dev/uinput: load the module or re-evaluate the loaded one, now.
     modprobe uinput 2>/dev/null || :
     udevadm trigger --action=change --subsystem-match=misc --sysname-match=uinput || :
+    udevadm trigger --action=change --subsystem-match=misc --sysname-match=v4l2loopback || :
     udevadm settle --timeout=10 || :
 fi
 if [ -d /run/systemd/system ]; then

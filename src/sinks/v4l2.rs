@@ -463,8 +463,9 @@ fn node_label(tree: &DeviceTree, path: &Path) -> Option<String> {
     Some(text.trim_end().to_owned())
 }
 
-/// `v4l2` without a path: the first usable device labelled `card_label`; failing that, a
-/// new one through the control device (0.13+) when allowed.
+/// `v4l2` without a path: the first usable device labelled `card_label`; failing that
+/// (none, or every one held by another producer such as OBS's virtual camera, or left
+/// stuck), a new one through the control device (0.13+) when allowed.
 fn find_or_create(
     tree: &DeviceTree,
     options: &SinkOptions,
@@ -486,16 +487,18 @@ fn find_or_create(
             }
         }
     }
-    if existing.is_empty() && options.create_device {
+    if options.create_device {
         if let Some(created) = try_create(tree, options) {
             let path = tree.video_node(created.number);
             let device = open_writable(&path, true)?;
             return Ok((device, path, Some(created)));
         }
         // Someone may have created it meanwhile (another instance, a udev rule).
-        if let Some(node) = tree.nodes_labelled(label).first() {
-            let device = open_writable(&node.path, false)?;
-            return Ok((device, node.path.clone(), None));
+        if existing.is_empty() {
+            if let Some(node) = tree.nodes_labelled(label).first() {
+                let device = open_writable(&node.path, false)?;
+                return Ok((device, node.path.clone(), None));
+            }
         }
     }
     Err(last_error.unwrap_or_else(|| V4l2Error::NoLabelledDevice {

@@ -163,6 +163,8 @@ expected=(
     "usr/lib/udev/rules.d/85-scopecam.rules 644"
     "usr/lib/udev/rules.d/75-scopecam-uinput.rules 644"
     "usr/lib/modprobe.d/scopecam.conf 644"
+    "usr/lib/scopecam/load-v4l2loopback 755"
+    "usr/lib/udev/rules.d/70-scopecam-v4l2loopback.rules 644"
     "usr/lib/modules-load.d/scopecam.conf 644"
     "usr/lib/sysusers.d/scopecam.conf 644"
     "usr/lib/sysctl.d/30-scopecam.conf 644"
