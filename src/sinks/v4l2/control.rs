@@ -23,6 +23,14 @@ pub const CTL_REMOVE: u32 = 0x4004_7e02;
 /// REMOVE, legacy number (0.13).
 pub const CTL_REMOVE_LEGACY: u32 = 0x4C81;
 
+/// Buffers of each camera scopecam creates. v4l2loopback's default is 2, and a reader
+/// cannot get more than the device has: PipeWire's camera node (GNOME Snapshot, Firefox's
+/// camera portal, GStreamer's pipewiresrc) asks VIDIOC_REQBUFS for the count its client
+/// negotiated, 16 for pipewiresrc, and fails the stream ("can't allocate enough buffers
+/// 2 < 16") when it gets fewer. The driver allocates them once a writer sets the format:
+/// 16 frames of kernel memory (9.4 MiB at 640x480, 28 MiB at 1280x720 YUYV).
+pub const CAMERA_BUFFERS: i32 = 16;
+
 /// Longest card label the driver keeps (32 bytes with the terminating NUL).
 pub const MAX_LABEL_BYTES: usize = 31;
 
@@ -40,7 +48,7 @@ pub struct LoopbackConfig {
     pub max_width: u32,
     pub min_height: u32,
     pub max_height: u32,
-    /// <= 0: driver default.
+    /// <= 0: driver default (2).
     pub max_buffers: i32,
     /// <= 0: driver default.
     pub max_openers: i32,
@@ -67,7 +75,7 @@ impl LoopbackConfig {
             max_width: width,
             min_height: 0,
             max_height: height,
-            max_buffers: -1,
+            max_buffers: CAMERA_BUFFERS,
             max_openers: -1,
             debug: 0,
             announce_all_caps: 0,
@@ -218,6 +226,10 @@ mod tests {
         assert_eq!((c.output_nr, c.unused), (-1, -1));
         assert_eq!((c.max_width, c.max_height), (1280, 720));
         assert_eq!(c.announce_all_caps, 0);
+        assert_eq!(
+            c.max_buffers, CAMERA_BUFFERS,
+            "enough for PipeWire's camera node"
+        );
     }
 
     #[test]
