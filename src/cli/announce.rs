@@ -7,6 +7,7 @@ use tracing::warn;
 
 use super::{AnnounceArgs, init_logging};
 use crate::service::announce::{AnnounceError, Announcer};
+use crate::service::state::holders_of;
 use crate::sinks::v4l2::fed_by_a_producer;
 
 pub fn announce(args: AnnounceArgs) -> ExitCode {
@@ -15,9 +16,15 @@ pub fn announce(args: AnnounceArgs) -> ExitCode {
     let tree = announcer.tree.clone();
     let mut send = |number: u32, action: &'static str| tree.send_uevent(number, action);
     let result = if args.stopped {
+        // Anyone but this process with an fd on the node (PipeWire's own node, an app).
+        let mut held = |path: &std::path::Path| {
+            holders_of(path, &[std::process::id()], std::path::Path::new("/proc"))
+                .is_some_and(|scan| !scan.holders.is_empty())
+        };
         announcer.stopped(
             &args.interface,
             &mut |path| fed_by_a_producer(path),
+            &mut held,
             &mut send,
         )
     } else {

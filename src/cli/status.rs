@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use super::StatusArgs;
-use crate::service::state::{BridgeState, pid_is_scopecam, read_state};
+use crate::service::state::{BridgeState, Holder, holders_of, pid_is_scopecam, read_state};
 use crate::service::status_dirs;
 
 /// Exit code when no bridge runs (as `systemctl is-active` uses 3 for "not running").
@@ -41,14 +41,6 @@ impl std::fmt::Display for Consumers {
             Consumers::None => f.write_str("n/a"),
         }
     }
-}
-
-/// A process that has the camera open (a reader, or another writer).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Holder {
-    pub pid: u32,
-    /// Its `comm` (the kernel's 15-byte process name).
-    pub name: String,
 }
 
 /// One state file, checked.
@@ -141,44 +133,23 @@ fn collect(dirs: &[PathBuf]) -> Vec<Entry> {
 /// The processes (other than the bridge `bridge_pid` and this one) that have `device`
 /// open, from the /proc/PID/fd links this user may read under `proc`.
 fn find_consumers(device: &Path, bridge_pid: u32, proc: &Path) -> (Consumers, Vec<Holder>) {
-    let Ok(procs) = std::fs::read_dir(proc) else {
+    let Some(scan) = holders_of(device, &[std::process::id(), bridge_pid], proc) else {
         return (Consumers::Unknown, Vec::new());
     };
-    let me = std::process::id();
-    let (mut holders, mut readable, mut unreadable) = (Vec::new(), 0, 0);
-    for entry in procs.filter_map(Result::ok) {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid == me || pid == bridge_pid {
-            continue;
-        }
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
-            unreadable += 1;
-            continue;
-        };
-        readable += 1;
-        let has_it = fds
-            .filter_map(Result::ok)
-            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == device));
-        if has_it {
-            let name = std::fs::read_to_string(entry.path().join("comm"))
-                .map(|c| printable(c.trim_end()))
-                .unwrap_or_default();
-            holders.push(Holder { pid, name });
-        }
-    }
-    holders.sort_by_key(|h| h.pid);
-    let count = holders.len();
-    let consumers = match (readable, unreadable) {
+    let count = scan.holders.len();
+    let consumers = match (scan.readable, scan.unreadable) {
         (0, _) => Consumers::Unknown,
         (_, 0) => Consumers::Exact { count },
         _ => Consumers::AtLeast { count },
     };
+    let holders = scan
+        .holders
+        .into_iter()
+        .map(|h| Holder {
+            name: printable(&h.name),
+            ..h
+        })
+        .collect();
     (consumers, holders)
 }
 

@@ -34,6 +34,10 @@ pub const RECORD_DIR: &str = "/run/scopecam-announced";
 /// written within a few milliseconds of the first frame).
 pub const STATE_WAIT: Duration = Duration::from_secs(5);
 
+/// How long the stop side waits for the desktop's camera service to close the node
+/// after `remove`.
+pub const RELEASE_WAIT: Duration = Duration::from_secs(5);
+
 /// Why nothing was announced.
 #[derive(Debug, thiserror::Error)]
 pub enum AnnounceError {
@@ -96,6 +100,9 @@ pub struct Announcer {
     pub proc: PathBuf,
     /// How long to wait for the state file ([`STATE_WAIT`]).
     pub state_wait: Duration,
+    /// Stop side: how long to wait for other openers to close the node between
+    /// `remove` and `add` ([`RELEASE_WAIT`]).
+    pub release_wait: Duration,
 }
 
 impl Announcer {
@@ -117,6 +124,7 @@ impl Announcer {
             records: PathBuf::from(RECORD_DIR),
             proc: PathBuf::from("/proc"),
             state_wait: STATE_WAIT,
+            release_wait: RELEASE_WAIT,
         }
     }
 
@@ -187,6 +195,7 @@ impl Announcer {
         &self,
         iface: &str,
         feeds: &mut dyn FnMut(&Path) -> bool,
+        held: &mut dyn FnMut(&Path) -> bool,
         send: &mut dyn FnMut(u32, &'static str) -> io::Result<()>,
     ) -> Result<Announced, AnnounceError> {
         if !valid_interface(iface) {
@@ -216,7 +225,24 @@ impl Announcer {
             info!("/dev/video{number} is fed by another producer now; leaving it listed");
             return Ok(Announced::InUse(number));
         }
-        replug(number, send)?;
+        // v4l2loopback 0.12 keeps offering capture until the last opener closes, and
+        // PipeWire's own node may still have the device open: after `remove` PipeWire
+        // closes it, and only a probe after that sees an output-only node. So `add`
+        // waits (bounded) until nobody holds the node.
+        send(number, "remove").map_err(|source| AnnounceError::Uevent {
+            number,
+            action: "remove",
+            source,
+        })?;
+        let deadline = Instant::now() + self.release_wait;
+        while held(&device) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        send(number, "add").map_err(|source| AnnounceError::Uevent {
+            number,
+            action: "add",
+            source,
+        })?;
         info!("announced /dev/video{number} again after {iface} stopped: no longer a camera");
         Ok(Announced::Node(number))
     }
@@ -310,6 +336,7 @@ mod tests {
                 records,
                 proc,
                 state_wait: Duration::from_millis(200),
+                release_wait: Duration::from_millis(300),
             },
             _dir: dir,
         }
@@ -456,7 +483,7 @@ mod tests {
         std::fs::write(&record, "42\n").unwrap();
         let got = f
             .announcer
-            .stopped("scopea0", &mut |_| false, &mut |n, a| {
+            .stopped("scopea0", &mut |_| false, &mut |_| false, &mut |n, a| {
                 sent.push((n, a));
                 Ok(())
             })
@@ -469,7 +496,7 @@ mod tests {
         std::fs::write(&record, "42\n").unwrap();
         let got = f
             .announcer
-            .stopped("scopea0", &mut |_| true, &mut |n, a| {
+            .stopped("scopea0", &mut |_| true, &mut |_| false, &mut |n, a| {
                 sent.push((n, a));
                 Ok(())
             })
@@ -481,7 +508,7 @@ mod tests {
         std::fs::write(&record, "57\n").unwrap();
         let got = f
             .announcer
-            .stopped("scopea0", &mut |_| false, &mut |n, a| {
+            .stopped("scopea0", &mut |_| false, &mut |_| false, &mut |n, a| {
                 sent.push((n, a));
                 Ok(())
             })
@@ -491,9 +518,50 @@ mod tests {
 
         let got = f
             .announcer
-            .stopped("scopea0", &mut |_| false, &mut |_, _| Ok(()))
+            .stopped(
+                "scopea0",
+                &mut |_| false,
+                &mut |_| false,
+                &mut |_, _| Ok(()),
+            )
             .unwrap();
         assert_eq!(got, Announced::NothingRecorded);
+    }
+
+    #[test]
+    fn stop_adds_the_node_back_once_its_openers_closed_it() {
+        let f = fixture();
+        add_node(&f, 42, true);
+        std::fs::create_dir_all(&f.announcer.records).unwrap();
+        std::fs::write(f.announcer.records.join("scopea0"), "42\n").unwrap();
+        let events = std::cell::RefCell::new(Vec::new());
+        // PipeWire's node holds the device until it has seen `remove` and two polls.
+        let mut polls_after_remove = 0;
+        let got = f
+            .announcer
+            .stopped(
+                "scopea0",
+                &mut |_| false,
+                &mut |_| {
+                    let removed = events.borrow().contains(&"remove");
+                    if removed {
+                        polls_after_remove += 1;
+                    }
+                    events.borrow_mut().push("held?");
+                    !removed || polls_after_remove <= 2
+                },
+                &mut |_, action| {
+                    events.borrow_mut().push(action);
+                    Ok(())
+                },
+            )
+            .unwrap();
+        assert_eq!(got, Announced::Node(42));
+        assert_eq!(
+            *events.borrow(),
+            ["remove", "held?", "held?", "held?", "add"],
+            "add only after the holder let go"
+        );
     }
 
     #[test]

@@ -355,6 +355,59 @@ pub fn pid_is_scopecam(pid: u32, proc: &Path) -> bool {
     }
 }
 
+/// A process that has a device open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Holder {
+    pub pid: u32,
+    /// Its `comm` (the kernel's 15-byte process name), as read.
+    pub name: String,
+}
+
+/// What a scan of `/proc/*/fd` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HolderScan {
+    /// Processes with an fd on the device, by pid.
+    pub holders: Vec<Holder>,
+    /// Processes whose fds could be read.
+    pub readable: usize,
+    /// Processes whose fds could not be read (other users', without root).
+    pub unreadable: usize,
+}
+
+/// The processes under `proc` (normally `/proc`), other than `exclude`, that have
+/// `device` open, from their fd links; `None` when `proc` cannot be listed.
+pub fn holders_of(device: &Path, exclude: &[u32], proc: &Path) -> Option<HolderScan> {
+    let mut scan = HolderScan::default();
+    for entry in std::fs::read_dir(proc).ok()?.filter_map(Result::ok) {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if exclude.contains(&pid) {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            scan.unreadable += 1;
+            continue;
+        };
+        scan.readable += 1;
+        let has_it = fds
+            .filter_map(Result::ok)
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == device));
+        if has_it {
+            let name = std::fs::read_to_string(entry.path().join("comm"))
+                .map(|c| c.trim_end().to_owned())
+                .unwrap_or_default();
+            scan.holders.push(Holder { pid, name });
+        }
+    }
+    scan.holders.sort_by_key(|h| h.pid);
+    Some(scan)
+}
+
 /// Removes the state file (and a leftover temporary file); missing files are fine.
 pub fn remove(path: &Path) {
     let _ = std::fs::remove_file(path);

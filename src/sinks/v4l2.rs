@@ -238,21 +238,29 @@ fn open_node(path: &Path) -> Result<Device, V4l2Error> {
     })
 }
 
+/// How long a node just created may stay unopenable while udev sets its group. Seen:
+/// 3-4 s on a busy machine where udev works through a queue of events (a second scope
+/// plugged in while the first streams); systemd's watchdog only runs after READY=1.
+const NEW_NODE_WAIT: Duration = Duration::from_secs(10);
+const NEW_NODE_POLL: Duration = Duration::from_millis(100);
+
 /// A node just created through the control device appears at once in devtmpfs, but udev
-/// may still be fixing its group; retry briefly on "missing" or "denied".
+/// may still be fixing its group; retry for up to [`NEW_NODE_WAIT`] on "missing" or
+/// "denied".
 fn open_new_node(path: &Path) -> Result<Device, V4l2Error> {
+    let max_attempts = NEW_NODE_WAIT.as_millis() / NEW_NODE_POLL.as_millis();
     let mut attempts = 0;
     loop {
         match open_node(path) {
             Err(V4l2Error::Open { source, .. })
-                if attempts < 20
+                if attempts < max_attempts
                     && matches!(
                         source.kind(),
                         io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
                     ) =>
             {
                 attempts += 1;
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(NEW_NODE_POLL);
             }
             other => return other,
         }
