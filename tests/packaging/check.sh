@@ -120,6 +120,7 @@ step "shell scripts: shellcheck"
 if command -v shellcheck >/dev/null; then
     shellcheck packaging/NetworkManager/dispatcher.d/90-scopecam packaging/build.sh \
         packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm \
+        packaging/load-v4l2loopback \
         tests/packaging/check.sh tests/packaging/dispatcher.sh tests/packaging/networkd.sh \
         tests/packaging/syscalls.sh ||
         fail "shellcheck"
