@@ -13,7 +13,8 @@
 # Checks:
 #   1. OBS first (it loads the module), then two scopes: OBS keeps its node,
 #      each scope gets its own camera with the scope's picture, no restarts.
-#   2. OBS restarted while both scopes stream: it takes neither scope's node.
+#   2. OBS restarted while both scopes stream: it takes neither scope's node
+#      (0.13+; on 0.12 it can, see step 2).
 #   3. The scope first (the unit loads the module), then OBS: OBS takes a node
 #      that is not the Borescope's; the unit stays up without restarts.
 #   4. 0.13+ only: a node labelled "Borescope" already held by a producer
@@ -159,13 +160,22 @@ the_scope "$dev_b" b
 kill -0 "$OBS_PID" 2>/dev/null && ok "OBS still writing to $OBS_DEV" || bad "OBS stopped: $(tail -1 "$R/obs-first.log")"
 
 # --- 2. OBS restarted while both scopes stream -------------------------------------
-step "OBS restarts its virtual camera while both scopes stream"
-obs_stop
-obs_start again
-[[ "$OBS_DEV" != "$dev_a" && "$OBS_DEV" != "$dev_b" ]] && ok "OBS took neither scope's node" \
-    || bad "OBS took a scope's node ($OBS_DEV; scopes $dev_a $dev_b)"
-sleep 5
-the_scope "$dev_a" a-after-obs
+# Not on 0.12: there OBS's own node is left without output caps after its
+# first run ("works once"), OBS's caps workaround then fails on it and
+# succeeds on the next node, a streaming Borescope: 0.12 lets a second fd
+# STREAMON the output side, and OBS writes into the scope's camera. Nothing
+# the producer does prevents it (docs/desktop.md); 0.13+ is checked here.
+if [[ -e /dev/v4l2loopback ]]; then
+    step "OBS restarts its virtual camera while both scopes stream"
+    obs_stop
+    obs_start again
+    [[ "$OBS_DEV" != "$dev_a" && "$OBS_DEV" != "$dev_b" ]] && ok "OBS took neither scope's node" \
+        || bad "OBS took a scope's node ($OBS_DEV; scopes $dev_a $dev_b)"
+    sleep 5
+    the_scope "$dev_a" a-after-obs
+else
+    echo "   (OBS restarted next to streaming scopes: not on v4l2loopback 0.12, see the comment)"
+fi
 no_restarts scopea0 scopeb0
 obs_stop
 unplug scopea0 scopeA
