@@ -174,12 +174,15 @@ through_pipewire() {
             ! "video/x-raw,format=YUY2,width=$W,height=$H" ! filesink location="$out" \
             > "$R/gst-$tag.log" 2>&1; then
         # PipeWire before 1.1.81 cannot stream from a device without VIDIOC_EXPBUF
-        # (v4l2loopback has none): its fallback maps only the first buffer and
-        # fails the rest with "unsupported data type" (fixed upstream by
-        # bbb83b97c, "v4l2: probe EXPBUF and disable alloc_buffer flag"). That
-        # exact failure, on such a version, is PipeWire's; anything else is ours.
+        # (v4l2loopback has none): its fallback resolves only the first buffer
+        # and leaves the others with the unresolved data type mask 0xc (MemFd |
+        # DmaBuf): "spa.v4l2: unsupported data type:0000000c" (seen with 0.15),
+        # or "invalid memory type 12" when the buffers reach the client (0.12).
+        # Fixed upstream by bbb83b97c ("v4l2: probe EXPBUF and disable
+        # alloc_buffer flag"). That exact failure, on such a version, is
+        # PipeWire's; anything else is ours.
         if pipewire_before_1_2 && journalctl --since "@$since" _UID=1000 -o cat \
-                | grep -q 'spa.v4l2: unsupported data type'; then
+                | grep -qE 'spa.v4l2: unsupported data type:0000000c|^invalid memory type 12$'; then
             KNOWN_PW_BUG=1
             echo "known - $tag: PipeWire $PW_VERSION cannot stream from v4l2loopback (no EXPBUF; fixed in PipeWire 1.1.81): the camera is listed, frames need PipeWire >= 1.2"
         else
