@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use scopecam::decode::{Decoder, RgbScratch, rgb_to_yuyv_limited};
-use scopecam::frames::{Reassembler, ReassemblyLimits};
 use scopecam::picture::{Framer, Geometry, Placement, Rotation, rotate_rgb};
-use scopecam::protocol::Fragment;
-use scopecam::protocol::video::{FragmentHeader, fragment_frame};
+use scopecam::scope::protocol::Fragment;
+use scopecam::scope::protocol::video::{FragmentHeader, fragment_frame};
+use scopecam::scope::reassembly::{Reassembler, ReassemblyLimits};
 
 /// The simulator's (and the real scope's) fragment payload size.
 const FRAGMENT_PAYLOAD: usize = 1450;
@@ -182,7 +182,7 @@ impl FrameFeeder {
                     frame_id,
                     ..*header
                 },
-                payload: &datagram[scopecam::protocol::video::HEADER_LEN..],
+                payload: &datagram[scopecam::scope::protocol::video::HEADER_LEN..],
             };
             if let Some(frame) = self.reassembler.push(&fragment, now) {
                 complete = Some(frame);

@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 
 use nix::time::{ClockId, clock_gettime};
 use scopecam::decode::Decoder;
-use scopecam::frames::{Reassembler, ReassemblyLimits};
 use scopecam::mjpeg_stream::split_jpegs;
 use scopecam::picture::{Framer, Geometry, Placement, Rotation};
-use scopecam::protocol::Fragment;
-use scopecam::protocol::video::fragment_frame;
+use scopecam::scope::protocol::Fragment;
+use scopecam::scope::protocol::video::fragment_frame;
+use scopecam::scope::reassembly::{Reassembler, ReassemblyLimits};
 use zune_core::bytestream::ZCursor;
 use zune_core::options::DecoderOptions;
 use zune_jpeg::JpegDecoder;

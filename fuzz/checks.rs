@@ -4,13 +4,13 @@
 
 #![allow(dead_code)] // each includer uses some of the checks
 
-use scopecam::button::ButtonTracker;
-use scopecam::button::MAX_PRESSES_PER_POLL;
 use scopecam::decode::{Decoder, MAX_SCOPE_HEIGHT, MAX_SCOPE_WIDTH};
-use scopecam::frames::{Reassembler, ReassemblyLimits};
 use scopecam::picture::{Framer, Geometry, Placement, Rotation};
-use scopecam::protocol::ButtonAnswer;
-use scopecam::protocol::Fragment;
+use scopecam::scope::button::ButtonTracker;
+use scopecam::scope::button::MAX_PRESSES_PER_POLL;
+use scopecam::scope::protocol::ButtonAnswer;
+use scopecam::scope::protocol::Fragment;
+use scopecam::scope::reassembly::{Reassembler, ReassemblyLimits};
 use std::time::{Duration, Instant};
 
 /// Small limits, so the fuzzer reaches them with short inputs.

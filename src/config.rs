@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::protocol::{DEFAULT_CONTROL_PORT, DEFAULT_SCOPE_ADDR, DEFAULT_VIDEO_PORT};
+use crate::scope::protocol::{DEFAULT_CONTROL_PORT, DEFAULT_SCOPE_ADDR, DEFAULT_VIDEO_PORT};
 #[cfg(test)]
 use crate::sinks::V4l2Target;
 use crate::sinks::{CameraFormat, SinkSpec};

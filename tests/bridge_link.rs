@@ -8,8 +8,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use common::*;
-use scopecam::protocol::video::fragment_frame;
-use scopecam::protocol::{ButtonRequest, VideoCommand};
+use scopecam::scope::protocol::video::fragment_frame;
+use scopecam::scope::protocol::{ButtonRequest, VideoCommand};
 
 fn bind(addr: &str) -> UdpSocket {
     let s = UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));

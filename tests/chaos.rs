@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 use common::chaos::*;
 use common::*;
 use jpeg_encoder::SamplingFactor;
-use scopecam::protocol::video::fragment_frame;
-use scopecam::protocol::{ButtonAnswer, ButtonRequest};
+use scopecam::scope::protocol::video::fragment_frame;
+use scopecam::scope::protocol::{ButtonAnswer, ButtonRequest};
 use scopecam::simulator::{Subsampling, alternate_size, encode_pattern_frame};
 
 /// A 96x64 picture needs about 6 MB in a debug build; 64 MiB means a leak
@@ -804,7 +804,7 @@ fn a_button_flood_saves_a_bounded_number_of_snapshots() {
                     presses,
                 };
                 let _ = button.send_to(&answer.to_bytes(), from);
-                presses = presses.wrapping_add(scopecam::button::MAX_PRESSES_PER_POLL);
+                presses = presses.wrapping_add(scopecam::scope::button::MAX_PRESSES_PER_POLL);
                 answered += 1;
             }
             answered

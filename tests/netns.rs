@@ -142,7 +142,7 @@ impl Netns {
             socket
                 .set_read_timeout(Some(Duration::from_millis(250)))
                 .unwrap();
-            let poll = scopecam::protocol::ButtonRequest { counter: 0 }.to_bytes();
+            let poll = scopecam::scope::protocol::ButtonRequest { counter: 0 }.to_bytes();
             let mut buf = [0u8; 64];
             (0..20).any(|_| {
                 let _ = socket.send_to(&poll, (scope, 50000));

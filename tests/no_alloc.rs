@@ -13,10 +13,10 @@ use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use scopecam::decode::Decoder;
-use scopecam::frames::{CLOSED_FRAMES_REMEMBERED, Reassembler, ReassemblyLimits};
 use scopecam::picture::{Framer, Geometry, Placement, Rotation};
-use scopecam::protocol::Fragment;
-use scopecam::protocol::video::fragment_frame;
+use scopecam::scope::protocol::Fragment;
+use scopecam::scope::protocol::video::fragment_frame;
+use scopecam::scope::reassembly::{CLOSED_FRAMES_REMEMBERED, Reassembler, ReassemblyLimits};
 use scopecam::sinks::{OutFrame, Sink, SinkOptions, Y4mSink};
 
 /// Counts allocations (and reallocations) made by threads that asked to be counted.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use scopecam::capture::{Capture, Direction, Port, read_capture};
-use scopecam::protocol::{ButtonAnswer, Fragment, FragmentKind};
+use scopecam::scope::protocol::{ButtonAnswer, Fragment, FragmentKind};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

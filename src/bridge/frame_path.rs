@@ -15,8 +15,8 @@ use super::mailbox::{Mailbox, Taken};
 use super::stats::{Stats, bump, read};
 use crate::decode::{DecodeError, Decoder, Refusal};
 use crate::decode::{YuyvFrame, yuyv_to_jpeg};
-use crate::frames::CompleteFrame;
 use crate::picture::Framer;
+use crate::scope::reassembly::CompleteFrame;
 use crate::sinks::{OutFrame, Sink, SinkError};
 use crate::snapshot::{NotSaved, SnapshotWriter};
 

@@ -16,16 +16,16 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::button::ButtonTracker;
 use crate::button::key::{KeyOutput, NullKey, open_key};
 use crate::config::Settings;
 use crate::decode::Decoder;
-use crate::frames::{Reassembler, ReassemblyLimits};
 use crate::link::LinkConfig;
 use crate::link::button::ButtonLink;
 use crate::link::socket::{SocketError, open_udp, open_video_udp, rmem_max, small_buffer_line};
 use crate::link::video::VideoLink;
 use crate::picture::{Framer, Geometry, Placement, Rotation};
+use crate::scope::button::ButtonTracker;
+use crate::scope::reassembly::{Reassembler, ReassemblyLimits};
 use crate::sinks::{self, SinkError, SinkOptions, SinkSpec, V4l2Target};
 use crate::snapshot::SnapshotWriter;
 use frame_path::{Camera, FramePath, PathEnd, SnapshotRequests};

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::latency::{LatencyCounts, LatencyHistogram, Percentiles};
 use crate::decode::Refusal;
-use crate::frames::DropCounts;
+use crate::scope::reassembly::DropCounts;
 use crate::snapshot::NotSaved;
 use std::marker::PhantomData;
 

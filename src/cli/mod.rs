@@ -209,10 +209,10 @@ pub struct SimulateArgs {
     #[arg(long, default_value = "127.0.0.1", value_name = "IP")]
     pub bind: IpAddr,
     /// Video UDP port.
-    #[arg(long, default_value_t = crate::protocol::DEFAULT_VIDEO_PORT, value_name = "N")]
+    #[arg(long, default_value_t = crate::scope::protocol::DEFAULT_VIDEO_PORT, value_name = "N")]
     pub video_port: u16,
     /// Command (button) UDP port.
-    #[arg(long, default_value_t = crate::protocol::DEFAULT_CONTROL_PORT, value_name = "N")]
+    #[arg(long, default_value_t = crate::scope::protocol::DEFAULT_CONTROL_PORT, value_name = "N")]
     pub control_port: u16,
     /// Test pattern width.
     #[arg(long, default_value_t = 640, value_parser = clap::value_parser!(u32).range(8..=4096))]

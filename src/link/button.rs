@@ -8,11 +8,11 @@ use tokio::sync::watch;
 use tokio::time::{MissedTickBehavior, interval};
 use tracing::{debug, info, warn};
 
-use super::health::{Health, HealthMonitor};
 use super::{BUTTON_SILENCE, LinkConfig};
 use crate::bridge::stats::{Stats, bump};
-use crate::button::ButtonTracker;
-use crate::protocol::ButtonAnswer;
+use crate::scope::button::ButtonTracker;
+use crate::scope::health::{Health, HealthMonitor};
+use crate::scope::protocol::ButtonAnswer;
 
 pub struct ButtonLink<'a, F: FnMut(u32)> {
     pub config: &'a LinkConfig,

@@ -22,8 +22,8 @@ use super::MAX_DATAGRAM;
 use super::measure::{VideoMeasurement, VideoMeter};
 use super::socket::{SocketError, open_udp, open_video_udp};
 use crate::capture::{CaptureError, CaptureWriter, Direction, Metadata, Port};
-use crate::frames::ReassemblyLimits;
-use crate::protocol::{ButtonAnswer, ButtonRequest, VideoCommand};
+use crate::scope::protocol::{ButtonAnswer, ButtonRequest, VideoCommand};
+use crate::scope::reassembly::ReassemblyLimits;
 
 /// Whom to record, how, and for how long.
 #[derive(Debug, Clone)]

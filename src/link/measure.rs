@@ -16,8 +16,8 @@ use tracing::debug;
 use super::MAX_DATAGRAM;
 use super::socket::{SocketError, open_udp};
 use crate::decode::jpeg_dimensions;
-use crate::frames::{Reassembler, ReassemblyLimits};
-use crate::protocol::{Fragment, VideoCommand};
+use crate::scope::protocol::{Fragment, VideoCommand};
+use crate::scope::reassembly::{Reassembler, ReassemblyLimits};
 
 /// Distinct frame sizes remembered; a scope sends one, a few more say "unstable".
 const MAX_SIZES: usize = 8;
@@ -179,7 +179,7 @@ pub async fn measure_video(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{FragmentHeader, FragmentKind, video::FORMAT_MJPEG};
+    use crate::scope::protocol::{FragmentHeader, FragmentKind, video::FORMAT_MJPEG};
 
     fn jpeg(width: u16, height: u16) -> Vec<u8> {
         // SOI, a baseline SOF0 with one component, EOI: enough for jpeg_dimensions.

@@ -1,13 +1,12 @@
 //! The network side: UDP to the scope's video and button ports.
 //!
 //! These tasks own the sockets and feed the sans-IO state machines
-//! ([`crate::frames::Reassembler`], [`crate::button::ButtonTracker`]); what
+//! ([`crate::scope::reassembly::Reassembler`], [`crate::scope::button::ButtonTracker`]); what
 //! comes out of them goes to the frame path through a [`crate::bridge::mailbox::Mailbox`].
 
 pub mod address;
 pub mod button;
 pub mod capture;
-pub mod health;
 pub mod measure;
 pub mod probe;
 pub mod socket;

@@ -24,7 +24,7 @@ use tokio::time::{MissedTickBehavior, interval_at};
 use tracing::debug;
 
 use super::socket::{SocketError, open_udp};
-use crate::protocol::{ButtonAnswer, ButtonRequest, Fragment, VideoCommand};
+use crate::scope::protocol::{ButtonAnswer, ButtonRequest, Fragment, VideoCommand};
 use crate::service::state::{pid_is_scopecam, read_state, state_path};
 
 /// How often the poll (and, later, the heartbeat) is re-sent while nothing answers
@@ -369,7 +369,7 @@ mod tests {
         ProbeSession::new(control(), video())
     }
 
-    fn answer(request: u16) -> [u8; crate::protocol::control::ANSWER_LEN] {
+    fn answer(request: u16) -> [u8; crate::scope::protocol::control::ANSWER_LEN] {
         ButtonAnswer {
             request,
             presses: 9,
@@ -378,7 +378,8 @@ mod tests {
     }
 
     fn fragment(frame_id: u8) -> Vec<u8> {
-        crate::protocol::video::fragment_frame(&[0xFF, 0xD8, 0xFF, 0xD9], frame_id, 1450).remove(0)
+        crate::scope::protocol::video::fragment_frame(&[0xFF, 0xD8, 0xFF, 0xD9], frame_id, 1450)
+            .remove(0)
     }
 
     #[test]

@@ -9,13 +9,13 @@ use tokio::sync::watch;
 use tokio::time::{MissedTickBehavior, interval};
 use tracing::{debug, info, warn};
 
-use super::health::{Health, HealthMonitor};
 use super::{LinkConfig, MAX_DATAGRAM};
 use crate::bridge::frame_path::ArrivedFrame;
 use crate::bridge::mailbox::Mailbox;
 use crate::bridge::stats::{Stats, bump};
-use crate::frames::Reassembler;
-use crate::protocol::{Fragment, VideoCommand};
+use crate::scope::health::{Health, HealthMonitor};
+use crate::scope::protocol::{Fragment, VideoCommand};
+use crate::scope::reassembly::Reassembler;
 
 /// How often in-flight frames are checked for expiry and the link for stalls.
 const HOUSEKEEPING: std::time::Duration = std::time::Duration::from_millis(100);

@@ -376,7 +376,7 @@ async fn check_scope_link(settings: &Settings, iface: &str) -> Result<String, St
     );
     let scope = ScopeLease {
         server: settings.scope,
-        address: crate::protocol::SCOPE_LEASE_ADDR,
+        address: crate::scope::protocol::SCOPE_LEASE_ADDR,
     };
     let verdict = LeaseFiles::default()
         .wait_for_verdict(iface, ifindex, configured, scope, settings.lease_wait)

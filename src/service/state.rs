@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::bridge::stats::{Stats, read};
-use crate::link::health::{Health, HealthMonitor};
+use crate::scope::health::{Health, HealthMonitor};
 
 /// What the link to the scope is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -10,7 +10,7 @@
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::protocol::video::HEADER_LEN;
+use crate::scope::protocol::video::HEADER_LEN;
 
 /// Probabilities per fragment, each in `0..=1`. Default: a perfect link.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -302,7 +302,7 @@ impl FaultInjector {
                 bytes[14..16].copy_from_slice(&lie.to_le_bytes());
             }
             // Random bytes may, very rarely, form a valid fragment.
-            if crate::protocol::Fragment::parse(&bytes).is_err() {
+            if crate::scope::protocol::Fragment::parse(&bytes).is_err() {
                 return bytes;
             }
         }
@@ -331,8 +331,8 @@ pub fn interleave(first: Vec<Outgoing>, second: Vec<Outgoing>) -> Vec<Outgoing> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::video::fragment_frame;
-    use crate::protocol::{Fragment, PacketError};
+    use crate::scope::protocol::video::fragment_frame;
+    use crate::scope::protocol::{Fragment, PacketError};
 
     fn frame(len: usize, id: u8) -> Vec<Vec<u8>> {
         let jpeg: Vec<u8> = (0..len).map(|i| i as u8).collect();

@@ -32,8 +32,8 @@ pub use pattern::{
 };
 pub use variants::{FrameIds, MAX_FILLER, ParseFrameIdsError, with_filler};
 
-use crate::protocol::video::HEADER_LEN;
-use crate::protocol::{DEFAULT_CONTROL_PORT, DEFAULT_VIDEO_PORT};
+use crate::scope::protocol::video::HEADER_LEN;
+use crate::scope::protocol::{DEFAULT_CONTROL_PORT, DEFAULT_VIDEO_PORT};
 use frames::FrameStore;
 
 /// Largest fragment payload that still fits a UDP datagram with its header.

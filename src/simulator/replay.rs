@@ -25,7 +25,7 @@ use anyhow::Context;
 use tokio::time::{Instant, sleep_until};
 
 use crate::capture::{Capture, Direction, Port, read_capture};
-use crate::protocol::{ButtonAnswer, ButtonRequest, VideoCommand};
+use crate::scope::protocol::{ButtonAnswer, ButtonRequest, VideoCommand};
 
 /// Largest capture file read (a default capture is at most 64 MiB).
 pub const MAX_REPLAY_BYTES: u64 = 1 << 30;

@@ -19,8 +19,8 @@ use super::faults::{FaultInjector, Outgoing};
 use super::frames::FrameStore;
 use super::variants::with_filler;
 use super::{SimulatorConfig, SimulatorStats};
-use crate::protocol::video::fragment_frame;
-use crate::protocol::{ButtonAnswer, ButtonRequest, VideoCommand};
+use crate::scope::protocol::video::fragment_frame;
+use crate::scope::protocol::{ButtonAnswer, ButtonRequest, VideoCommand};
 
 /// Big enough for any command or poll; longer junk is truncated, which is fine.
 const RECEIVE_BUFFER: usize = 2048;

@@ -10,7 +10,7 @@ use tokio::time::timeout;
 
 use super::testing::Running;
 use super::*;
-use crate::protocol::{ButtonAnswer, ButtonRequest, Fragment, FragmentKind, VideoCommand};
+use crate::scope::protocol::{ButtonAnswer, ButtonRequest, Fragment, FragmentKind, VideoCommand};
 
 const QUIET: Duration = Duration::from_millis(300);
 const PATIENCE: Duration = Duration::from_secs(5);

@@ -1,6 +1,6 @@
 //! Turns RETCMD button counters into press events.
 
-use crate::protocol::{ButtonAnswer, ButtonRequest};
+use crate::scope::protocol::{ButtonAnswer, ButtonRequest};
 
 /// The largest counter step (mod 65536) between two accepted answers that is
 /// still believed to be real presses; anything larger is a reset.

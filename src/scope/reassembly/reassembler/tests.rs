@@ -1,6 +1,6 @@
 use super::*;
-use crate::protocol::FragmentHeader;
-use crate::protocol::video::fragment_frame;
+use crate::scope::protocol::FragmentHeader;
+use crate::scope::protocol::video::fragment_frame;
 use proptest::prelude::*;
 use std::collections::HashMap;
 

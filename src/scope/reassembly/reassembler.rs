@@ -63,8 +63,8 @@ use std::fmt;
 use std::hash::Hasher;
 use std::time::{Duration, Instant};
 
-use crate::protocol::video::FORMAT_MJPEG;
-use crate::protocol::{Fragment, FragmentKind};
+use crate::scope::protocol::video::FORMAT_MJPEG;
+use crate::scope::protocol::{Fragment, FragmentKind};
 
 /// How many bytes after the JPEG's end-of-image marker (FF D9) a frame may
 /// carry within its announced size; they are cut off before delivery.
