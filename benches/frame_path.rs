@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use scopecam::decode::{Decoder, RgbScratch, rgb_to_yuyv_limited};
+use scopecam::picture::decode::{Decoder, RgbScratch, rgb_to_yuyv_limited};
 use scopecam::picture::{Framer, Geometry, Placement, Rotation, rotate_rgb};
 use scopecam::scope::protocol::Fragment;
 use scopecam::scope::protocol::video::{FragmentHeader, fragment_frame};

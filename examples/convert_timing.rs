@@ -144,7 +144,7 @@ fn main() {
     let t_pack = best_of(runs, || {
         pack_ycbcr_full_to_yuyv_limited(&ycc, w as usize, &mut yuyv)
     });
-    let mut dec = scopecam::decode::Decoder::new();
+    let mut dec = scopecam::picture::decode::Decoder::new();
     let t_crate = best_of(runs, || {
         dec.decode(&jpeg).expect("crate decode");
     });

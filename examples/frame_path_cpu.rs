@@ -18,8 +18,8 @@
 use std::time::{Duration, Instant};
 
 use nix::time::{ClockId, clock_gettime};
-use scopecam::decode::Decoder;
 use scopecam::mjpeg_stream::split_jpegs;
+use scopecam::picture::decode::Decoder;
 use scopecam::picture::{Framer, Geometry, Placement, Rotation};
 use scopecam::scope::protocol::Fragment;
 use scopecam::scope::protocol::video::fragment_frame;

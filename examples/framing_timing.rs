@@ -19,7 +19,7 @@
 //! case stays far inside a 33 ms (30 fps) frame budget on one core. A 16-bit horizontal
 //! intermediate measured 4.0x the decode for 640x480 -> 1280x720, against 3.1x for the
 //! 8-bit one kept (separate runs).
-use scopecam::decode::Decoder;
+use scopecam::picture::decode::Decoder;
 use scopecam::picture::{Framer, Geometry, Placement, Rotation};
 use std::time::{Duration, Instant};
 

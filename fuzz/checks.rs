@@ -4,7 +4,7 @@
 
 #![allow(dead_code)] // each includer uses some of the checks
 
-use scopecam::decode::{Decoder, MAX_SCOPE_HEIGHT, MAX_SCOPE_WIDTH};
+use scopecam::picture::decode::{Decoder, MAX_SCOPE_HEIGHT, MAX_SCOPE_WIDTH};
 use scopecam::picture::{Framer, Geometry, Placement, Rotation};
 use scopecam::scope::button::ButtonTracker;
 use scopecam::scope::button::MAX_PRESSES_PER_POLL;

@@ -13,7 +13,6 @@ pub mod button;
 pub mod capture;
 pub mod cli;
 pub mod config;
-pub mod decode;
 pub mod jpeg;
 pub mod link;
 pub mod mjpeg_stream;

@@ -26,7 +26,7 @@ fn replay(target: &str, check: fn(&[u8])) {
             let data = std::fs::read(&path).expect("readable corpus file");
             // The decoder contains panics (the bridge must survive them), so its own
             // count is what tells a caught panic here.
-            let contained_before = scopecam::decode::panics_caught();
+            let contained_before = scopecam::picture::decode::panics_caught();
             let outcome = std::panic::catch_unwind(|| check(&data));
             assert!(
                 outcome.is_ok(),
@@ -34,7 +34,7 @@ fn replay(target: &str, check: fn(&[u8])) {
                 path.display()
             );
             assert_eq!(
-                scopecam::decode::panics_caught(),
+                scopecam::picture::decode::panics_caught(),
                 contained_before,
                 "the decoder panicked (contained) on {}",
                 path.display()

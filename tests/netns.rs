@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{BIN, Proc, split_mjpeg};
-use scopecam::decode::jpeg_dimensions;
+use scopecam::picture::decode::jpeg_dimensions;
 
 /// A network namespace this test created; deleted on drop.
 struct Netns {

@@ -12,7 +12,7 @@ use std::cell::Cell;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
-use scopecam::decode::Decoder;
+use scopecam::picture::decode::Decoder;
 use scopecam::picture::{Framer, Geometry, Placement, Rotation};
 use scopecam::scope::protocol::Fragment;
 use scopecam::scope::protocol::video::fragment_frame;

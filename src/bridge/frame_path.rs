@@ -13,9 +13,9 @@ use super::BridgeObserver;
 use super::idle::{IdleFrame, IdleSchedule};
 use super::mailbox::{Mailbox, Taken};
 use super::stats::{Stats, bump, read};
-use crate::decode::{DecodeError, Decoder, Refusal};
-use crate::decode::{YuyvFrame, yuyv_to_jpeg};
 use crate::picture::Framer;
+use crate::picture::decode::{DecodeError, Decoder, Refusal};
+use crate::picture::decode::{YuyvFrame, yuyv_to_jpeg};
 use crate::scope::reassembly::CompleteFrame;
 use crate::sinks::{OutFrame, Sink, SinkError};
 use crate::snapshot::{NotSaved, SnapshotWriter};
@@ -303,7 +303,7 @@ impl FramePath {
         // What no scope sends (progressive, arithmetic, lossless or hierarchical JPEGs,
         // pictures beyond the size limit) is refused from its frame header, before any
         // decoding, whatever the output: pass-through outputs included.
-        if let Err(e) = crate::decode::check_header(jpeg) {
+        if let Err(e) = crate::picture::decode::check_header(jpeg) {
             self.drop_frame(&e);
             return Ok(Step::Continue);
         }
@@ -330,7 +330,7 @@ impl FramePath {
                     .latency
                     .record(written_at.saturating_duration_since(completed_at));
                 bump(&self.stats.frames_written);
-                if let Some((width, height)) = crate::decode::jpeg_dimensions(jpeg) {
+                if let Some((width, height)) = crate::picture::decode::jpeg_dimensions(jpeg) {
                     self.stats.set_scope_size(width, height);
                 }
                 if let Some(camera) = &mut self.camera {
@@ -659,7 +659,7 @@ mod tests {
         mailbox.put(ArrivedFrame {
             frame: CompleteFrame {
                 frame_id: 1,
-                jpeg: crate::decode::solid_jpeg(32, 32, 255),
+                jpeg: crate::picture::decode::solid_jpeg(32, 32, 255),
             },
             completed_at: Instant::now(),
         });
@@ -746,7 +746,7 @@ mod tests {
     #[test]
     fn jpeg_camera_gets_scope_jpegs_as_is_and_idle_frames_as_jpeg() {
         let written: WrittenJpegs = Arc::new(Mutex::new(Vec::new()));
-        let scope_jpeg = crate::decode::solid_jpeg(64, 48, 255);
+        let scope_jpeg = crate::picture::decode::solid_jpeg(64, 48, 255);
         let scope_frames = Arc::new(Mutex::new(vec![scope_jpeg.clone()]));
         let mut path = camera_path(Arc::new(Mutex::new(Vec::new())));
         path.sink = Box::new(FakeJpegCamera {
@@ -765,7 +765,10 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         let no_signal = written.lock().unwrap()[0].1.clone();
-        assert_eq!(crate::decode::jpeg_dimensions(&no_signal), Some((64, 48)));
+        assert_eq!(
+            crate::picture::decode::jpeg_dimensions(&no_signal),
+            Some((64, 48))
+        );
         Decoder::new()
             .decode(&no_signal)
             .expect("no-signal is a valid JPEG");
@@ -825,7 +828,7 @@ mod tests {
 
     /// A JPEG with the right markers whose scan is garbage: it does not decode.
     fn undecodable_jpeg() -> Vec<u8> {
-        let mut jpeg = crate::decode::solid_jpeg(64, 48, 10);
+        let mut jpeg = crate::picture::decode::solid_jpeg(64, 48, 10);
         let sos = jpeg.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
         jpeg.truncate(sos);
         jpeg.extend_from_slice(&[0xFF, 0xD9]);
@@ -873,7 +876,7 @@ mod tests {
                 "pass_through={pass_through}: an undecodable frame was saved"
             );
             std::thread::sleep(SNAPSHOT_CHECK_RETRY);
-            let good = crate::decode::solid_jpeg(64, 48, 200);
+            let good = crate::picture::decode::solid_jpeg(64, 48, 200);
             feed(&running, &stats, good.clone());
             assert_eq!(
                 snapshot_files(dir.path()),

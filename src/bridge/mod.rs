@@ -18,11 +18,11 @@ use tracing::{info, warn};
 
 use crate::button::key::{KeyOutput, NullKey, open_key};
 use crate::config::Settings;
-use crate::decode::Decoder;
 use crate::link::LinkConfig;
 use crate::link::button::ButtonLink;
 use crate::link::socket::{SocketError, open_udp, open_video_udp, rmem_max, small_buffer_line};
 use crate::link::video::VideoLink;
+use crate::picture::decode::Decoder;
 use crate::picture::{Framer, Geometry, Placement, Rotation};
 use crate::scope::button::ButtonTracker;
 use crate::scope::reassembly::{Reassembler, ReassemblyLimits};

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::latency::{LatencyCounts, LatencyHistogram, Percentiles};
-use crate::decode::Refusal;
+use crate::picture::decode::Refusal;
 use crate::scope::reassembly::DropCounts;
 use crate::snapshot::NotSaved;
 use std::marker::PhantomData;
@@ -354,9 +354,10 @@ mod tests {
         let stats = Stats::default();
         stats.snapshots_not_saved.add(NotSaved::TooSoon, 2);
         stats.snapshots_not_saved.add(NotSaved::LowDisk, 1);
-        stats
-            .refused
-            .add(Refusal::Coding(crate::decode::Unsupported::Progressive), 4);
+        stats.refused.add(
+            Refusal::Coding(crate::picture::decode::Unsupported::Progressive),
+            4,
+        );
         bump(&stats.snapshots);
         let now = stats.snapshot();
         assert_eq!(now.snapshots_not_saved.total(), 3);

@@ -15,7 +15,7 @@ use tracing::debug;
 
 use super::MAX_DATAGRAM;
 use super::socket::{SocketError, open_udp};
-use crate::decode::jpeg_dimensions;
+use crate::picture::decode::jpeg_dimensions;
 use crate::scope::protocol::{Fragment, VideoCommand};
 use crate::scope::reassembly::{Reassembler, ReassemblyLimits};
 

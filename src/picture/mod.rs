@@ -1,4 +1,5 @@
-//! Picture geometry: scope frames of any size -> the camera's one fixed output size.
+//! The picture: JPEG decoding ([`decode`]) and geometry, scope frames of any size -> the
+//! camera's one fixed output size.
 //!
 //! Video apps (Chrome, Zoom, OBS, Cheese) do not survive a format change mid-stream, so the
 //! camera always shows the configured geometry. Each decoded scope picture is rotated
@@ -18,12 +19,13 @@
 //! 640x480 -> 1280x720 2.15 vs 0.68; 1920x1080 -> 1280x720 7.57 vs 4.72; identity
 //! 1280x720 1.89 vs 1.89; 640x480 rot90 -> 1280x720 1.87 vs 0.64. Full table in the example.
 
+pub mod decode;
 mod layout;
 mod no_signal;
 mod rotate;
 mod scale;
 
-use crate::decode::{
+use decode::{
     DecodeError, Decoder, MAX_DIMENSION, RgbScratch, RgbView, YuyvFrame, rgb_to_yuyv_limited,
 };
 use layout::{ContentRect, fit};

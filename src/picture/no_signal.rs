@@ -4,7 +4,7 @@
 //! rasterizer would be a large dependency for two fixed lines of capitals, and block
 //! letters scaled by whole pixels stay sharp at any output size.
 
-use crate::decode::YuyvFrame;
+use super::decode::YuyvFrame;
 
 /// Background: a dark slate blue (RGB 24, 32, 56) in limited-range BT.601, so the card
 /// is clearly not a black (dead) picture and not the scope's own black.

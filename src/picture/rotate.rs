@@ -73,7 +73,7 @@ pub fn rotate_rgb(
 ) {
     let pixels = width as usize * height as usize;
     dst.clear();
-    crate::decode::fit_buffer(dst, pixels * 3);
+    super::decode::fit_buffer(dst, pixels * 3);
     if pixels == 0 || src.len() < pixels * 3 {
         return;
     }

@@ -18,7 +18,7 @@ pub use null::NullSink;
 pub use v4l2::{V4l2Error, V4l2Sink};
 pub use y4m::Y4mSink;
 
-use crate::decode::YuyvFrame;
+use crate::picture::decode::YuyvFrame;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};

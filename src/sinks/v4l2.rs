@@ -28,7 +28,7 @@ use v4l::v4l_sys;
 use v4l::video::Output;
 
 use super::{CameraFormat, OutFrame, Sink, SinkError, SinkOptions, V4l2Target};
-use crate::decode::jpeg_dimensions;
+use crate::picture::decode::jpeg_dimensions;
 
 /// The driver name QUERYCAP reports for v4l2loopback nodes.
 pub const LOOPBACK_DRIVER: &str = "v4l2 loopback";
@@ -609,7 +609,7 @@ impl Sink for V4l2Sink {
 /// A frame must have exactly the device's size and a consistent buffer.
 fn check_frame(
     target: &str,
-    yuyv: &crate::decode::YuyvFrame,
+    yuyv: &crate::picture::decode::YuyvFrame,
     width: u32,
     height: u32,
 ) -> Result<(), SinkError> {

@@ -6,7 +6,7 @@
 //! [`SinkError::GeometryChanged`] and the sink carries on with frames of the first size.
 
 use super::{OutFrame, Sink, SinkError};
-use crate::decode::YuyvFrame;
+use crate::picture::decode::YuyvFrame;
 use std::io::Write;
 
 pub struct Y4mSink {

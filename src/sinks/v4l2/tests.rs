@@ -1,5 +1,5 @@
 use super::*;
-use crate::decode::YuyvFrame;
+use crate::picture::decode::YuyvFrame;
 
 fn options() -> SinkOptions {
     SinkOptions {
@@ -196,7 +196,7 @@ fn mjpeg_output_format_is_mjpg_with_a_generous_buffer() {
 fn mjpeg_frames_must_have_the_camera_size_and_fit_the_buffer() {
     check_jpeg(
         "cam",
-        &crate::decode::solid_jpeg(64, 48, 200),
+        &crate::picture::decode::solid_jpeg(64, 48, 200),
         64,
         48,
         1 << 20,
@@ -205,7 +205,7 @@ fn mjpeg_frames_must_have_the_camera_size_and_fit_the_buffer() {
     assert!(matches!(
         check_jpeg(
             "cam",
-            &crate::decode::solid_jpeg(80, 48, 200),
+            &crate::picture::decode::solid_jpeg(80, 48, 200),
             64,
             48,
             1 << 20
@@ -223,7 +223,13 @@ fn mjpeg_frames_must_have_the_camera_size_and_fit_the_buffer() {
         Err(SinkError::UnreadableJpeg { .. })
     ));
     assert!(matches!(
-        check_jpeg("cam", &crate::decode::solid_jpeg(64, 48, 200), 64, 48, 100),
+        check_jpeg(
+            "cam",
+            &crate::picture::decode::solid_jpeg(64, 48, 200),
+            64,
+            48,
+            100
+        ),
         Err(SinkError::FrameTooLarge { limit: 100, .. })
     ));
 }

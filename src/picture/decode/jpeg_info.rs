@@ -46,22 +46,22 @@ mod tests {
     #[test]
     fn reads_the_size_from_the_frame_header() {
         assert_eq!(
-            jpeg_dimensions(&crate::decode::solid_jpeg(640, 480, 90)),
+            jpeg_dimensions(&super::super::solid_jpeg(640, 480, 90)),
             Some((640, 480))
         );
         assert_eq!(
-            jpeg_dimensions(&crate::decode::solid_jpeg(1280, 720, 90)),
+            jpeg_dimensions(&super::super::solid_jpeg(1280, 720, 90)),
             Some((1280, 720))
         );
         assert_eq!(
-            jpeg_dimensions(&crate::decode::solid_jpeg(33, 7, 90)),
+            jpeg_dimensions(&super::super::solid_jpeg(33, 7, 90)),
             Some((33, 7))
         );
     }
 
     #[test]
     fn garbage_and_truncated_headers_have_no_size() {
-        let jpeg = crate::decode::solid_jpeg(64, 48, 90);
+        let jpeg = super::super::solid_jpeg(64, 48, 90);
         assert_eq!(jpeg_dimensions(b""), None);
         assert_eq!(jpeg_dimensions(b"not a jpeg"), None);
         assert_eq!(jpeg_dimensions(&[0xFF, 0xD8, 0xFF, 0xD9]), None);
