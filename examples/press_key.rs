@@ -15,7 +15,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let name = args.next().unwrap_or_else(|| "KEY_CAMERA".to_owned());
     let times: u32 = args.next().map_or(Ok(1), |t| t.parse())?;
     let delay_ms: u64 = args.next().map_or(Ok(1000), |t| t.parse())?;
-    let mut key = scopecam::button::key::open_key(&name)?;
+    let mut key = scopecam::output::open_key(scopecam::output::key::parse_key(&name)?)?;
     println!("created: {}", key.describe());
     std::thread::sleep(Duration::from_millis(delay_ms));
     key.press(times)?;

@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::scope::protocol::{DEFAULT_CONTROL_PORT, DEFAULT_SCOPE_ADDR, DEFAULT_VIDEO_PORT};
 #[cfg(test)]
-use crate::sinks::V4l2Target;
-use crate::sinks::{CameraFormat, SinkSpec};
-use crate::snapshot::SnapshotLimits;
+use crate::output::sinks::V4l2Target;
+use crate::output::sinks::{CameraFormat, SinkSpec};
+use crate::output::snapshot::SnapshotLimits;
+use crate::scope::protocol::{DEFAULT_CONTROL_PORT, DEFAULT_SCOPE_ADDR, DEFAULT_VIDEO_PORT};
 
 /// Where the service looks for its configuration unless told otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/scopecam/config.toml";
@@ -586,7 +586,7 @@ impl RawSettings {
                 format!("{} is outside 1..=30", self.no_signal_fps),
             ));
         }
-        crate::button::key::parse_key(&self.key).map_err(|e| bad("key", e.to_string()))?;
+        crate::output::key::parse_key(&self.key).map_err(|e| bad("key", e.to_string()))?;
         Ok(())
     }
 }

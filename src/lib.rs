@@ -9,16 +9,14 @@
 //! and demos, [`cli`] and [`config`] are the user-facing edges.
 
 pub mod bridge;
-pub mod button;
 pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod jpeg;
 pub mod link;
 pub mod mjpeg_stream;
+pub mod output;
 pub mod picture;
 pub mod scope;
 pub mod service;
 pub mod simulator;
-pub mod sinks;
-pub mod snapshot;

@@ -12,12 +12,12 @@ use std::cell::Cell;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
+use scopecam::output::sinks::{OutFrame, Sink, SinkOptions, Y4mSink};
 use scopecam::picture::decode::Decoder;
 use scopecam::picture::{Framer, Geometry, Placement, Rotation};
 use scopecam::scope::protocol::Fragment;
 use scopecam::scope::protocol::video::fragment_frame;
 use scopecam::scope::reassembly::{CLOSED_FRAMES_REMEMBERED, Reassembler, ReassemblyLimits};
-use scopecam::sinks::{OutFrame, Sink, SinkOptions, Y4mSink};
 
 /// Counts allocations (and reallocations) made by threads that asked to be counted.
 struct Counting;

@@ -13,12 +13,12 @@ use super::BridgeObserver;
 use super::idle::{IdleFrame, IdleSchedule};
 use super::mailbox::{Mailbox, Taken};
 use super::stats::{Stats, bump, read};
+use crate::output::sinks::{OutFrame, Sink, SinkError};
+use crate::output::snapshot::{NotSaved, SnapshotWriter};
 use crate::picture::Framer;
 use crate::picture::decode::{DecodeError, Decoder, Refusal};
 use crate::picture::decode::{YuyvFrame, yuyv_to_jpeg};
 use crate::scope::reassembly::CompleteFrame;
-use crate::sinks::{OutFrame, Sink, SinkError};
-use crate::snapshot::{NotSaved, SnapshotWriter};
 
 /// Why the frame path stopped on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -522,7 +522,7 @@ mod tests {
             camera: Some(test_camera(true)),
             snapshots: SnapshotWriter::new(
                 std::env::temp_dir().join("scopecam-unused"),
-                crate::snapshot::SnapshotLimits::default(),
+                crate::output::snapshot::SnapshotLimits::default(),
             ),
             snapshot_requests: Arc::new(SnapshotRequests::default()),
             snapshot_log: SnapshotLog::default(),
@@ -861,7 +861,7 @@ mod tests {
             }
             path.snapshots = SnapshotWriter::new(
                 dir.path(),
-                crate::snapshot::SnapshotLimits {
+                crate::output::snapshot::SnapshotLimits {
                     min_interval: Duration::from_secs(3600),
                     ..Default::default()
                 },

@@ -16,18 +16,19 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::button::key::{KeyOutput, NullKey, open_key};
 use crate::config::Settings;
 use crate::link::LinkConfig;
 use crate::link::button::ButtonLink;
 use crate::link::socket::{SocketError, open_udp, open_video_udp, rmem_max, small_buffer_line};
 use crate::link::video::VideoLink;
+use crate::output::key::{KeyOutput, NullKey, parse_key};
+use crate::output::open_key;
+use crate::output::sinks::{self, SinkError, SinkOptions, SinkSpec, V4l2Target};
+use crate::output::snapshot::SnapshotWriter;
 use crate::picture::decode::Decoder;
 use crate::picture::{Framer, Geometry, Placement, Rotation};
 use crate::scope::button::ButtonTracker;
 use crate::scope::reassembly::{Reassembler, ReassemblyLimits};
-use crate::sinks::{self, SinkError, SinkOptions, SinkSpec, V4l2Target};
-use crate::snapshot::SnapshotWriter;
 use frame_path::{Camera, FramePath, PathEnd, SnapshotRequests};
 use idle::IdleSchedule;
 use mailbox::Mailbox;
@@ -267,7 +268,7 @@ impl Drop for StopOnDrop {
 /// The configured key, or no key (with one warning) when uinput is out of
 /// reach: the button still takes snapshots and the video goes on.
 fn open_key_or_warn(name: &str) -> Box<dyn KeyOutput> {
-    match open_key(name) {
+    match parse_key(name).and_then(open_key) {
         Ok(key) => {
             info!("button presses {}", key.describe());
             key

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::latency::{LatencyCounts, LatencyHistogram, Percentiles};
+use crate::output::snapshot::NotSaved;
 use crate::picture::decode::Refusal;
 use crate::scope::reassembly::DropCounts;
-use crate::snapshot::NotSaved;
 use std::marker::PhantomData;
 
 /// Everything the bridge counts. Cheap to update from any thread.

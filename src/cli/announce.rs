@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use tracing::warn;
 
 use super::{AnnounceArgs, init_logging};
+use crate::output::sinks::v4l2::fed_by_a_producer;
 use crate::service::announce::{AnnounceError, Announcer};
 use crate::service::state::holders_of;
-use crate::sinks::v4l2::fed_by_a_producer;
 
 pub fn announce(args: AnnounceArgs) -> ExitCode {
     init_logging("info");

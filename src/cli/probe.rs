@@ -23,7 +23,7 @@ use crate::link::measure::{VideoMeasurement, measure_video};
 use crate::link::probe::{
     BridgeState, ProbeAnswer, ProbeError, ProbeReply, ProbeTarget, bridge_state, probe_scope,
 };
-use crate::sinks::v4l2::DeviceTree;
+use crate::output::sinks::v4l2::DeviceTree;
 
 /// How long video is watched: long enough for a rate over ~30 frames at 15 fps.
 const VIDEO_LOOK: Duration = Duration::from_secs(2);

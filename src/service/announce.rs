@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info};
 
 use super::state::{pid_is_scopecam, read_state, state_path};
-use crate::sinks::v4l2::DeviceTree;
+use crate::output::sinks::v4l2::DeviceTree;
 
 /// Where the privileged step remembers which node it announced, per interface.
 pub const RECORD_DIR: &str = "/run/scopecam-announced";

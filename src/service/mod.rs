@@ -32,7 +32,7 @@ use crate::bridge::{self, BridgeError, BridgeStarted};
 use crate::config::Settings;
 use crate::link::address::{AddressError, ipv4_addresses, on_link_with, wait_for_ipv4};
 use crate::link::probe::{ProbeAnswer, ProbeError, ProbeTarget, probe_scope};
-use crate::sinks::{SinkSpec, V4l2Target};
+use crate::output::sinks::{SinkSpec, V4l2Target};
 use notify::Notifier;
 use scope_link::{LeaseFiles, ScopeLease, Verdict};
 use slots::{SlotClaim, SlotError};

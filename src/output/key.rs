@@ -56,14 +56,6 @@ pub fn parse_key(name: &str) -> Result<Option<KeyCode>, KeyError> {
         .map_err(|_| KeyError::UnknownKey(name.to_owned()))
 }
 
-/// The key output a setting names: [`NullKey`] for "none", else a virtual keyboard.
-pub fn open_key(name: &str) -> Result<Box<dyn KeyOutput>, KeyError> {
-    match parse_key(name)? {
-        None => Ok(Box::new(NullKey)),
-        Some(key) => Ok(Box::new(super::uinput::UinputKey::new(key)?)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,12 +74,5 @@ mod tests {
             assert!(text.contains(&format!("'{bad}'")), "{text}");
             assert!(text.contains("KEY_CAMERA"), "{text}");
         }
-    }
-
-    #[test]
-    fn none_opens_the_null_key() {
-        let mut key = open_key("none").expect("null key");
-        assert_eq!(key.describe(), "no key");
-        key.press(3).expect("no-op");
     }
 }
