@@ -391,6 +391,13 @@ pub fn frame_header(data: &[u8]) -> Result<FrameHeader, JpegError> {
     Err(JpegError::Truncated { len: data.len() })
 }
 
+/// The width and height a JPEG's start-of-frame header announces, without decoding.
+/// `None` when the bytes are not a JPEG or end before a start-of-frame segment.
+pub fn dimensions(jpeg: &[u8]) -> Option<(u32, u32)> {
+    let header = frame_header(jpeg).ok()?;
+    Some((u32::from(header.width), u32::from(header.height)))
+}
+
 /// What a full walk of one JPEG found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {

@@ -20,3 +20,4 @@ pub mod picture;
 pub mod scope;
 pub mod service;
 pub mod simulator;
+pub mod stats;

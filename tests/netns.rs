@@ -18,7 +18,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{BIN, Proc, split_mjpeg};
-use scopecam::picture::decode::jpeg_dimensions;
 
 /// A network namespace this test created; deleted on drop.
 struct Netns {
@@ -433,7 +432,7 @@ fn bridged_frame_sizes(bridge: &Netns, interface: &str, dir: &Path) -> Vec<(u32,
     );
     frames
         .iter()
-        .map(|f| jpeg_dimensions(f).expect("a JPEG header"))
+        .map(|f| scopecam::jpeg::dimensions(f).expect("a JPEG header"))
         .collect()
 }
 

@@ -12,13 +12,13 @@ use tracing::{debug, info, warn};
 use super::BridgeObserver;
 use super::idle::{IdleFrame, IdleSchedule};
 use super::mailbox::{Mailbox, Taken};
-use super::stats::{Stats, bump, read};
 use crate::output::sinks::{OutFrame, Sink, SinkError};
 use crate::output::snapshot::{NotSaved, SnapshotWriter};
 use crate::picture::Framer;
 use crate::picture::decode::{DecodeError, Decoder, Refusal};
 use crate::picture::decode::{YuyvFrame, yuyv_to_jpeg};
 use crate::scope::reassembly::CompleteFrame;
+use crate::stats::{Stats, bump, read};
 
 /// Why the frame path stopped on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -330,7 +330,7 @@ impl FramePath {
                     .latency
                     .record(written_at.saturating_duration_since(completed_at));
                 bump(&self.stats.frames_written);
-                if let Some((width, height)) = crate::picture::decode::jpeg_dimensions(jpeg) {
+                if let Some((width, height)) = crate::jpeg::dimensions(jpeg) {
                     self.stats.set_scope_size(width, height);
                 }
                 if let Some(camera) = &mut self.camera {
@@ -765,10 +765,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         let no_signal = written.lock().unwrap()[0].1.clone();
-        assert_eq!(
-            crate::picture::decode::jpeg_dimensions(&no_signal),
-            Some((64, 48))
-        );
+        assert_eq!(crate::jpeg::dimensions(&no_signal), Some((64, 48)));
         Decoder::new()
             .decode(&no_signal)
             .expect("no-signal is a valid JPEG");

@@ -4,9 +4,7 @@
 
 pub mod frame_path;
 pub mod idle;
-pub mod latency;
 pub mod mailbox;
-pub mod stats;
 
 use std::net::{SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
@@ -29,10 +27,10 @@ use crate::picture::decode::Decoder;
 use crate::picture::{Framer, Geometry, Placement, Rotation};
 use crate::scope::button::ButtonTracker;
 use crate::scope::reassembly::{Reassembler, ReassemblyLimits};
-use frame_path::{Camera, FramePath, PathEnd, SnapshotRequests};
+use crate::stats::{Stats, Summary, Totals, bump};
+use frame_path::{ArrivedFrame, Camera, FramePath, PathEnd, SnapshotRequests};
 use idle::IdleSchedule;
 use mailbox::Mailbox;
-use stats::{Stats, Summary, Totals};
 
 /// Why the bridge could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -214,7 +212,14 @@ pub async fn run_observed(
             frame_timeout: settings.frame_timeout,
             ..ReassemblyLimits::default()
         }),
-        frames: &mailbox,
+        on_frame: |frame, completed_at| {
+            let older = mailbox.put(ArrivedFrame {
+                frame,
+                completed_at,
+            })?;
+            bump(&stats.frames_skipped);
+            Some(older.frame.jpeg)
+        },
         recycled: recycle_rx,
         stats: &stats,
     };

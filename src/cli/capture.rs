@@ -17,7 +17,7 @@ use super::run::error_chain;
 use super::{CaptureArgs, EXIT_FAILURE, Started, config_file, quiet_logs, start};
 use crate::config::{self, Overrides};
 use crate::link::capture::{CaptureSummary, CaptureTarget, Ended, record};
-use crate::link::probe::{BridgeState, bridge_state};
+use crate::service::state::{BridgePresence, bridge_presence};
 
 pub fn capture(args: CaptureArgs) -> ExitCode {
     let file = config_file(args.config);
@@ -41,7 +41,9 @@ pub fn capture(args: CaptureArgs) -> ExitCode {
     // traffic is not in the file: one client at a time.
     if let Some(iface) = settings.interface.as_deref() {
         let dir = super::probe::state_dir_of(Some(iface));
-        if let BridgeState::Running { pid, .. } = bridge_state(&dir, iface, Path::new("/proc")) {
+        if let BridgePresence::Running { pid, .. } =
+            bridge_presence(&dir, iface, Path::new("/proc"))
+        {
             eprintln!(
                 "scopecam: a bridge (pid {pid}) runs on {iface}; stop it first \
                  (`sudo systemctl stop scopecam@{iface}`), then capture, then start it again"

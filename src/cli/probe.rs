@@ -20,10 +20,9 @@ use super::{EXIT_FAILURE, ProbeArgs, Started, config_file, quiet_logs, start};
 use crate::config::{self, Overrides, Settings};
 use crate::link::address::{AddressError, wait_for_ipv4};
 use crate::link::measure::{VideoMeasurement, measure_video};
-use crate::link::probe::{
-    BridgeState, ProbeAnswer, ProbeError, ProbeReply, ProbeTarget, bridge_state, probe_scope,
-};
+use crate::link::probe::{ProbeAnswer, ProbeError, ProbeReply, ProbeTarget, probe_scope};
 use crate::output::sinks::v4l2::DeviceTree;
+use crate::service::state::{BridgePresence, bridge_presence};
 
 /// How long video is watched: long enough for a rate over ~30 frames at 15 fps.
 const VIDEO_LOOK: Duration = Duration::from_secs(2);
@@ -101,9 +100,9 @@ pub fn probe(args: ProbeArgs) -> ExitCode {
     let busy = match settings
         .interface
         .as_deref()
-        .map(|iface| bridge_state(&runtime_dir, iface, proc))
+        .map(|iface| bridge_presence(&runtime_dir, iface, proc))
     {
-        Some(BridgeState::Running { pid, .. }) => Some(pid),
+        Some(BridgePresence::Running { pid, .. }) => Some(pid),
         _ => None,
     };
     let scope_ok = rt.block_on(check_scope(
@@ -393,9 +392,9 @@ fn camera_lines(settings: &Settings, tree: &DeviceTree, runtime: &Path, proc: &P
         lines.push(device_line(settings, tree));
     }
     if let Some(iface) = settings.interface.as_deref() {
-        lines.push(match bridge_state(runtime, iface, proc) {
-            BridgeState::NotRunning => Line::new(Mark::Ok, format!("no bridge runs on {iface}")),
-            BridgeState::Stale { pid, file } => Line::new(
+        lines.push(match bridge_presence(runtime, iface, proc) {
+            BridgePresence::NotRunning => Line::new(Mark::Ok, format!("no bridge runs on {iface}")),
+            BridgePresence::Stale { pid, file } => Line::new(
                 Mark::Ok,
                 format!(
                     "no bridge runs on {iface} (stale state file {} of pid {})",
@@ -403,7 +402,7 @@ fn camera_lines(settings: &Settings, tree: &DeviceTree, runtime: &Path, proc: &P
                     pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
                 ),
             ),
-            BridgeState::Running { pid, file } => Line::new(
+            BridgePresence::Running { pid, file } => Line::new(
                 Mark::Busy,
                 format!(
                     "a bridge already runs on {iface} (pid {pid}, {}): the scope streams to it \

@@ -9,10 +9,10 @@ use tokio::time::{MissedTickBehavior, interval};
 use tracing::{debug, info, warn};
 
 use super::{BUTTON_SILENCE, LinkConfig};
-use crate::bridge::stats::{Stats, bump};
 use crate::scope::button::ButtonTracker;
 use crate::scope::health::{Health, HealthMonitor};
 use crate::scope::protocol::ButtonAnswer;
+use crate::stats::{Stats, bump};
 
 pub struct ButtonLink<'a, F: FnMut(u32)> {
     pub config: &'a LinkConfig,

@@ -15,7 +15,6 @@ use tracing::debug;
 
 use super::MAX_DATAGRAM;
 use super::socket::{SocketError, open_udp};
-use crate::picture::decode::jpeg_dimensions;
 use crate::scope::protocol::{Fragment, VideoCommand};
 use crate::scope::reassembly::{Reassembler, ReassemblyLimits};
 
@@ -95,7 +94,7 @@ impl VideoMeter {
         self.frame_bytes += frame.jpeg.len() as u64;
         self.first_frame.get_or_insert(now);
         self.last_frame = Some(now);
-        if let Some(size) = jpeg_dimensions(&frame.jpeg) {
+        if let Some(size) = crate::jpeg::dimensions(&frame.jpeg) {
             if let Some((_, count)) = self.sizes.iter_mut().find(|(s, _)| *s == size) {
                 *count += 1;
             } else if self.sizes.len() < MAX_SIZES {
@@ -182,7 +181,7 @@ mod tests {
     use crate::scope::protocol::{FragmentHeader, FragmentKind, video::FORMAT_MJPEG};
 
     fn jpeg(width: u16, height: u16) -> Vec<u8> {
-        // SOI, a baseline SOF0 with one component, EOI: enough for jpeg_dimensions.
+        // SOI, a baseline SOF0 with one component, EOI: enough for jpeg::dimensions.
         let mut j = vec![0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x0B, 0x08];
         j.extend_from_slice(&height.to_be_bytes());
         j.extend_from_slice(&width.to_be_bytes());

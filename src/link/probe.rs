@@ -12,12 +12,8 @@
 //! packet follows when the probe ends, however it ends (answer, timeout, or the
 //! probe future dropped by a signal), so the scope does not stream at a socket
 //! nobody reads. [`ProbeSession`] is the sans-IO part; [`probe_scope`] the socket.
-//!
-//! Also here, for `scopecam probe`: whether a bridge already runs on an interface
-//! ([`bridge_state`]).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tokio::time::{MissedTickBehavior, interval_at};
@@ -25,7 +21,6 @@ use tracing::debug;
 
 use super::socket::{SocketError, open_udp};
 use crate::scope::protocol::{ButtonAnswer, ButtonRequest, Fragment, VideoCommand};
-use crate::service::state::{pid_is_scopecam, read_state, state_path};
 
 /// How often the poll (and, later, the heartbeat) is re-sent while nothing answers
 /// (UDP may drop it; the scope may still be booting).
@@ -323,33 +318,6 @@ async fn probe_on(
         heartbeats: session.heartbeats(),
         last_send_error,
     })
-}
-
-/// Whether a bridge runs on an interface, from its state file `DIR/IFACE.json`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BridgeState {
-    /// No state file.
-    NotRunning,
-    /// A state file whose process is alive.
-    Running { pid: u32, file: PathBuf },
-    /// A state file left behind by a process that is gone (or unreadable).
-    Stale { pid: Option<u32>, file: PathBuf },
-}
-
-/// Reads `dir/IFACE.json` and checks its `pid` with the rule `scopecam status` uses
-/// ([`pid_is_scopecam`]; `proc` is normally `/proc`). A running bridge the caller cannot
-/// see in /proc (hidepid) still counts as running: kill(pid, 0) answers EPERM.
-pub fn bridge_state(dir: &Path, interface: &str, proc: &Path) -> BridgeState {
-    let file = state_path(dir, interface);
-    let pid = match read_state(&file) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return BridgeState::NotRunning,
-        Err(_) => None,
-        Ok(state) => Some(state.pid).filter(|&pid| pid > 0),
-    };
-    match pid {
-        Some(pid) if pid_is_scopecam(pid, proc) => BridgeState::Running { pid, file },
-        pid => BridgeState::Stale { pid, file },
-    }
 }
 
 #[cfg(test)]
@@ -682,52 +650,6 @@ mod tests {
         assert!(
             (2..=30).contains(&receives),
             "{receives} receives in 0.6 s: the loop spins"
-        );
-    }
-
-    #[test]
-    fn bridge_state_from_files() {
-        let dir = tempfile::tempdir().unwrap();
-        // An empty /proc, as under hidepid: the bridge's pid is not visible there.
-        let proc = dir.path().join("proc");
-        std::fs::create_dir_all(&proc).unwrap();
-        let me = std::process::id();
-        assert_eq!(
-            bridge_state(dir.path(), "enx1", &proc),
-            BridgeState::NotRunning
-        );
-        let file = dir.path().join("enx1.json");
-        std::fs::write(&file, format!(r#"{{"interface":"enx1","pid":{me}}}"#)).unwrap();
-        assert_eq!(
-            bridge_state(dir.path(), "enx1", &proc),
-            BridgeState::Running {
-                pid: me,
-                file: file.clone()
-            },
-            "alive (kill answers) though /proc/PID is hidden"
-        );
-        // The same file, but /proc shows the pid belongs to another program.
-        std::fs::create_dir_all(proc.join(me.to_string())).unwrap();
-        std::fs::write(proc.join(me.to_string()).join("comm"), "bash\n").unwrap();
-        assert_eq!(
-            bridge_state(dir.path(), "enx1", &proc),
-            BridgeState::Stale {
-                pid: Some(me),
-                file: file.clone()
-            }
-        );
-        std::fs::write(&file, r#"{"interface":"enx1","pid":2147483632}"#).unwrap();
-        assert_eq!(
-            bridge_state(dir.path(), "enx1", &proc),
-            BridgeState::Stale {
-                pid: Some(2_147_483_632),
-                file: file.clone()
-            }
-        );
-        std::fs::write(&file, "not json").unwrap();
-        assert_eq!(
-            bridge_state(dir.path(), "enx1", &proc),
-            BridgeState::Stale { pid: None, file }
         );
     }
 }

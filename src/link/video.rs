@@ -10,22 +10,22 @@ use tokio::time::{MissedTickBehavior, interval};
 use tracing::{debug, info, warn};
 
 use super::{LinkConfig, MAX_DATAGRAM};
-use crate::bridge::frame_path::ArrivedFrame;
-use crate::bridge::mailbox::Mailbox;
-use crate::bridge::stats::{Stats, bump};
 use crate::scope::health::{Health, HealthMonitor};
 use crate::scope::protocol::{Fragment, VideoCommand};
-use crate::scope::reassembly::Reassembler;
+use crate::scope::reassembly::{CompleteFrame, Reassembler};
+use crate::stats::{Stats, bump};
 
 /// How often in-flight frames are checked for expiry and the link for stalls.
 const HOUSEKEEPING: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Everything the video task needs, bundled so the call site stays readable.
-pub struct VideoLink<'a> {
+pub struct VideoLink<'a, F: FnMut(CompleteFrame, Instant) -> Option<Vec<u8>>> {
     pub config: &'a LinkConfig,
     pub socket: UdpSocket,
     pub reassembler: Reassembler,
-    pub frames: &'a Mailbox<ArrivedFrame>,
+    /// Gets every complete frame and the moment it was completed; may hand back the
+    /// buffer of an older frame it dropped instead (a newer one replaced it), for reuse.
+    pub on_frame: F,
     /// Buffers of frames the frame path is done with, for reuse.
     pub recycled: Receiver<Vec<u8>>,
     pub stats: &'a Stats,
@@ -39,7 +39,7 @@ struct FirstTime {
     send_failed: bool,
 }
 
-impl VideoLink<'_> {
+impl<F: FnMut(CompleteFrame, Instant) -> Option<Vec<u8>>> VideoLink<'_, F> {
     /// Runs until `shutdown` turns true, then sends the stop packet.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut heartbeat = interval(self.config.heartbeat_interval);
@@ -151,13 +151,8 @@ impl VideoLink<'_> {
         }
         if let Some(frame) = self.reassembler.push(&fragment, now) {
             bump(&self.stats.frames_complete);
-            let arrived = ArrivedFrame {
-                frame,
-                completed_at: Instant::now(),
-            };
-            if let Some(older) = self.frames.put(arrived) {
-                bump(&self.stats.frames_skipped);
-                self.reassembler.recycle(older.frame.jpeg);
+            if let Some(buffer) = (self.on_frame)(frame, Instant::now()) {
+                self.reassembler.recycle(buffer);
             }
         }
     }

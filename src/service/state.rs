@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::bridge::stats::{Stats, read};
 use crate::scope::health::{Health, HealthMonitor};
+use crate::stats::{Stats, read};
 
 /// What the link to the scope is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -417,6 +417,33 @@ pub fn remove(path: &Path) {
     }
 }
 
+/// Whether a bridge runs on an interface, from its state file `DIR/IFACE.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BridgePresence {
+    /// No state file.
+    NotRunning,
+    /// A state file whose process is alive.
+    Running { pid: u32, file: PathBuf },
+    /// A state file left behind by a process that is gone (or unreadable).
+    Stale { pid: Option<u32>, file: PathBuf },
+}
+
+/// Reads `dir/IFACE.json` and checks its `pid` with the rule `scopecam status` uses
+/// ([`pid_is_scopecam`]; `proc` is normally `/proc`). A running bridge the caller cannot
+/// see in /proc (hidepid) still counts as running: kill(pid, 0) answers EPERM.
+pub fn bridge_presence(dir: &Path, interface: &str, proc: &Path) -> BridgePresence {
+    let file = state_path(dir, interface);
+    let pid = match read_state(&file) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return BridgePresence::NotRunning,
+        Err(_) => None,
+        Ok(state) => Some(state.pid).filter(|&pid| pid > 0),
+    };
+    match pid {
+        Some(pid) if pid_is_scopecam(pid, proc) => BridgePresence::Running { pid, file },
+        pid => BridgePresence::Stale { pid, file },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -653,5 +680,51 @@ mod tests {
         write_atomic(&path, &state).unwrap();
         assert!(!dangling.exists());
         assert!(!std::fs::symlink_metadata(&path).unwrap().is_symlink());
+    }
+
+    #[test]
+    fn bridge_presence_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        // An empty /proc, as under hidepid: the bridge's pid is not visible there.
+        let proc = dir.path().join("proc");
+        std::fs::create_dir_all(&proc).unwrap();
+        let me = std::process::id();
+        assert_eq!(
+            bridge_presence(dir.path(), "enx1", &proc),
+            BridgePresence::NotRunning
+        );
+        let file = dir.path().join("enx1.json");
+        std::fs::write(&file, format!(r#"{{"interface":"enx1","pid":{me}}}"#)).unwrap();
+        assert_eq!(
+            bridge_presence(dir.path(), "enx1", &proc),
+            BridgePresence::Running {
+                pid: me,
+                file: file.clone()
+            },
+            "alive (kill answers) though /proc/PID is hidden"
+        );
+        // The same file, but /proc shows the pid belongs to another program.
+        std::fs::create_dir_all(proc.join(me.to_string())).unwrap();
+        std::fs::write(proc.join(me.to_string()).join("comm"), "bash\n").unwrap();
+        assert_eq!(
+            bridge_presence(dir.path(), "enx1", &proc),
+            BridgePresence::Stale {
+                pid: Some(me),
+                file: file.clone()
+            }
+        );
+        std::fs::write(&file, r#"{"interface":"enx1","pid":2147483632}"#).unwrap();
+        assert_eq!(
+            bridge_presence(dir.path(), "enx1", &proc),
+            BridgePresence::Stale {
+                pid: Some(2_147_483_632),
+                file: file.clone()
+            }
+        );
+        std::fs::write(&file, "not json").unwrap();
+        assert_eq!(
+            bridge_presence(dir.path(), "enx1", &proc),
+            BridgePresence::Stale { pid: None, file }
+        );
     }
 }

@@ -28,7 +28,6 @@ use v4l::v4l_sys;
 use v4l::video::Output;
 
 use super::{CameraFormat, OutFrame, Sink, SinkError, SinkOptions, V4l2Target};
-use crate::picture::decode::jpeg_dimensions;
 
 /// The driver name QUERYCAP reports for v4l2loopback nodes.
 pub const LOOPBACK_DRIVER: &str = "v4l2 loopback";
@@ -644,7 +643,7 @@ pub(crate) fn check_jpeg(
     height: u32,
     buffer_size: usize,
 ) -> Result<(), SinkError> {
-    let Some((got_width, got_height)) = jpeg_dimensions(jpeg) else {
+    let Some((got_width, got_height)) = crate::jpeg::dimensions(jpeg) else {
         return Err(SinkError::UnreadableJpeg {
             target: target.to_owned(),
         });

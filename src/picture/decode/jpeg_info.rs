@@ -3,13 +3,6 @@
 
 use super::YuyvFrame;
 
-/// The width and height a JPEG's start-of-frame header announces, without decoding.
-/// `None` when the bytes are not a JPEG or end before a start-of-frame segment.
-pub fn jpeg_dimensions(jpeg: &[u8]) -> Option<(u32, u32)> {
-    let header = crate::jpeg::frame_header(jpeg).ok()?;
-    Some((u32::from(header.width), u32::from(header.height)))
-}
-
 /// Encodes a limited-range YUYV picture as a baseline JPEG (full-range, as JFIF wants).
 pub fn yuyv_to_jpeg(
     frame: &YuyvFrame,
@@ -46,15 +39,15 @@ mod tests {
     #[test]
     fn reads_the_size_from_the_frame_header() {
         assert_eq!(
-            jpeg_dimensions(&super::super::solid_jpeg(640, 480, 90)),
+            crate::jpeg::dimensions(&super::super::solid_jpeg(640, 480, 90)),
             Some((640, 480))
         );
         assert_eq!(
-            jpeg_dimensions(&super::super::solid_jpeg(1280, 720, 90)),
+            crate::jpeg::dimensions(&super::super::solid_jpeg(1280, 720, 90)),
             Some((1280, 720))
         );
         assert_eq!(
-            jpeg_dimensions(&super::super::solid_jpeg(33, 7, 90)),
+            crate::jpeg::dimensions(&super::super::solid_jpeg(33, 7, 90)),
             Some((33, 7))
         );
     }
@@ -62,20 +55,20 @@ mod tests {
     #[test]
     fn garbage_and_truncated_headers_have_no_size() {
         let jpeg = super::super::solid_jpeg(64, 48, 90);
-        assert_eq!(jpeg_dimensions(b""), None);
-        assert_eq!(jpeg_dimensions(b"not a jpeg"), None);
-        assert_eq!(jpeg_dimensions(&[0xFF, 0xD8, 0xFF, 0xD9]), None);
+        assert_eq!(crate::jpeg::dimensions(b""), None);
+        assert_eq!(crate::jpeg::dimensions(b"not a jpeg"), None);
+        assert_eq!(crate::jpeg::dimensions(&[0xFF, 0xD8, 0xFF, 0xD9]), None);
         let sof = crate::jpeg::Markers::new(&jpeg)
             .map(Result::unwrap)
             .find(|segment| segment.code == crate::jpeg::marker::SOF0)
             .unwrap()
             .offset;
         for cut in [3, sof, sof + 4, sof + 8] {
-            assert_eq!(jpeg_dimensions(&jpeg[..cut]), None, "cut at {cut}");
+            assert_eq!(crate::jpeg::dimensions(&jpeg[..cut]), None, "cut at {cut}");
         }
         let mut zero_length = jpeg[..4].to_vec();
         zero_length.extend([0, 0, 0, 0]);
-        assert_eq!(jpeg_dimensions(&zero_length), None);
+        assert_eq!(crate::jpeg::dimensions(&zero_length), None);
     }
 
     #[test]
@@ -87,7 +80,7 @@ mod tests {
             data: [126, 128, 126, 128].repeat(32 * 48),
         };
         let jpeg = yuyv_to_jpeg(&frame, 80).unwrap();
-        assert_eq!(jpeg_dimensions(&jpeg), Some((64, 48)));
+        assert_eq!(crate::jpeg::dimensions(&jpeg), Some((64, 48)));
         let mut decoder = super::super::Decoder::new();
         let back = decoder.decode(&jpeg).unwrap();
         assert_eq!((back.width, back.height), (64, 48));

@@ -17,7 +17,7 @@ mod jpeg_info;
 mod pack;
 mod rgb;
 
-pub use jpeg_info::{jpeg_dimensions, yuyv_to_jpeg};
+pub use jpeg_info::yuyv_to_jpeg;
 pub use rgb::{Scratch as RgbScratch, rgb_to_yuyv_limited};
 
 use pack::pack_luma_full_to_yuyv_limited;

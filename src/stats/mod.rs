@@ -1,15 +1,21 @@
-//! Counters shared by the link tasks and the frame path, and the periodic
+//! Counters shared by the link tasks, the frame path and the service, and the periodic
 //! one-line summary made from them.
+//!
+//! They sit below everyone who bumps or reads them (link, bridge, service) and above the
+//! pure parts whose reasons they count (reassembly drops, refused JPEGs, snapshots not
+//! saved), which count nothing themselves.
+
+pub mod latency;
 
 use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::latency::{LatencyCounts, LatencyHistogram, Percentiles};
 use crate::output::snapshot::NotSaved;
 use crate::picture::decode::Refusal;
 use crate::scope::reassembly::DropCounts;
+use latency::{LatencyCounts, LatencyHistogram, Percentiles};
 use std::marker::PhantomData;
 
 /// Everything the bridge counts. Cheap to update from any thread.
