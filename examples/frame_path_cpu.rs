@@ -18,7 +18,7 @@
 use std::time::{Duration, Instant};
 
 use nix::time::{ClockId, clock_gettime};
-use scopecam::mjpeg_stream::split_jpegs;
+use scopecam::jpeg::stream::split_jpegs;
 use scopecam::picture::decode::Decoder;
 use scopecam::picture::{Framer, Geometry, Placement, Rotation};
 use scopecam::scope::protocol::Fragment;

@@ -16,9 +16,13 @@
 //! copy every segment. The reassembler walks every frame from the network on its
 //! allocation-free path, so this allocates nothing and never panics.
 //!
+//! [`stream`] splits a file of JPEGs back to back (an MJPEG recording) with the same walk.
+//!
 //! It imports nothing from the rest of the crate.
 
 use std::fmt;
+
+pub mod stream;
 
 /// Marker codes (the byte after `FF`).
 pub mod marker {

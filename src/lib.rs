@@ -14,7 +14,6 @@ pub mod cli;
 pub mod config;
 pub mod jpeg;
 pub mod link;
-pub mod mjpeg_stream;
 pub mod output;
 pub mod picture;
 pub mod scope;

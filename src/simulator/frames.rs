@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 
 use super::pattern::{PATTERN_PERIOD, Subsampling, encode_pattern_frame};
 use super::{FrameSource, alternate_size};
-use crate::mjpeg_stream::split_jpegs;
+use crate::jpeg::stream::split_jpegs;
 
 /// Frame `n` of the source: a file's JPEGs in a loop, or the test pattern.
 #[derive(Debug)]

@@ -258,7 +258,7 @@ pub fn psnr(a: &Planes, b: &Planes) -> f64 {
 
 /// Splits a file of JPEGs written back to back.
 pub fn split_mjpeg(data: &[u8]) -> Vec<Vec<u8>> {
-    scopecam::mjpeg_stream::split_jpegs(data)
+    scopecam::jpeg::stream::split_jpegs(data)
         .into_iter()
         .map(|r| data[r].to_vec())
         .collect()

@@ -4,12 +4,12 @@
 //! back with nothing in between; files cut from captures may also carry junk
 //! between frames or a truncated last frame. Searching for `FF D9` alone is
 //! not enough (it can appear inside APP segments, e.g. an EXIF thumbnail), so
-//! each frame is walked from its SOI to its EOI with [`crate::jpeg::Markers`].
+//! each frame is walked from its SOI to its EOI with [`super::Markers`].
 //! Anything that does not walk cleanly is skipped as junk.
 
 use std::ops::Range;
 
-use crate::jpeg::{self, JpegError, Markers, START_OF_IMAGE};
+use super::{self as jpeg, JpegError, Markers, START_OF_IMAGE};
 
 /// Byte ranges of the complete JPEGs in `data`, in order.
 ///
@@ -132,7 +132,7 @@ mod tests {
     /// Baseline at several samplings, with restart markers, progressive (several
     /// SOS), with an APP segment that hides a whole JPEG (FF D8 .. FF D9), grayscale.
     fn sample_jpegs() -> Vec<Vec<u8>> {
-        crate::jpeg::tests::encoded_samples()
+        super::super::tests::encoded_samples()
             .into_iter()
             .map(|(_, jpeg)| jpeg)
             .collect()
