@@ -12,10 +12,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::output::key::{KeyCode, parse_key};
 #[cfg(test)]
 use crate::output::sinks::V4l2Target;
 use crate::output::sinks::{CameraFormat, SinkSpec};
 use crate::output::snapshot::SnapshotLimits;
+use crate::picture::Rotation;
 use crate::scope::protocol::{DEFAULT_CONTROL_PORT, DEFAULT_SCOPE_ADDR, DEFAULT_VIDEO_PORT};
 
 /// Where the service looks for its configuration unless told otherwise.
@@ -49,8 +51,8 @@ pub struct Settings {
     pub height: u32,
     /// Camera (v4l2) pixel format: decoded YUYV, or the scope's JPEGs passed through.
     pub format: CameraFormat,
-    /// Clockwise rotation of the scope's picture: 0, 90, 180 or 270.
-    pub rotation: u16,
+    /// Clockwise rotation of the scope's picture (`rotation`: 0, 90, 180 or 270).
+    pub rotation: Rotation,
     /// Mirror the picture left-right (after rotation).
     pub mirror: bool,
     /// The loopback device to write; `None` = find the one labelled `card_label`.
@@ -62,8 +64,9 @@ pub struct Settings {
     pub no_signal_fps: u32,
     /// How long the last picture is repeated during a stall before "no signal".
     pub hold_last_frame: Duration,
-    /// evdev key name sent on a button press (e.g. "KEY_CAMERA"), or "none".
-    pub key: String,
+    /// The key a button press sends (`key`: an evdev name such as "KEY_CAMERA"); `None`
+    /// for "none".
+    pub key: Option<KeyCode>,
     /// `scopecam service`: how long to wait for an IPv4 address on the interface.
     pub address_timeout: Duration,
     /// `scopecam service`: how long the scope has to answer the first button poll (or,
@@ -496,14 +499,19 @@ impl RawSettings {
             width: self.width,
             height: self.height,
             format,
-            rotation: self.rotation,
+            rotation: Rotation::from_degrees(self.rotation).ok_or_else(|| {
+                bad(
+                    "rotation",
+                    format!("{} is not 0, 90, 180 or 270", self.rotation),
+                )
+            })?,
             mirror: self.mirror,
             device: non_empty(self.device).map(PathBuf::from),
             card_label: self.card_label,
             create_device: self.create_device,
             no_signal_fps: self.no_signal_fps,
             hold_last_frame: millis("hold_last_frame_ms", self.hold_last_frame_ms, 0, 60_000)?,
-            key: self.key,
+            key: parse_key(&self.key).map_err(|e| bad("key", e.to_string()))?,
             address_timeout: seconds("address_timeout_s", self.address_timeout_s, 1, 120)?,
             probe_timeout: seconds("probe_timeout_s", self.probe_timeout_s, 1, 30)?,
             scope_interfaces: scope_link_ids(&self.scope_interfaces)?,
@@ -568,12 +576,6 @@ impl RawSettings {
                 format!("{} is not an even number in 16..=4096", self.height),
             ));
         }
-        if ![0, 90, 180, 270].contains(&self.rotation) {
-            return Err(bad(
-                "rotation",
-                format!("{} is not 0, 90, 180 or 270", self.rotation),
-            ));
-        }
         if self.card_label.is_empty() || self.card_label.len() > 31 {
             return Err(bad(
                 "card_label",
@@ -586,7 +588,6 @@ impl RawSettings {
                 format!("{} is outside 1..=30", self.no_signal_fps),
             ));
         }
-        crate::output::key::parse_key(&self.key).map_err(|e| bad("key", e.to_string()))?;
         Ok(())
     }
 }

@@ -19,12 +19,12 @@ use crate::link::LinkConfig;
 use crate::link::button::ButtonLink;
 use crate::link::socket::{SocketError, open_udp, open_video_udp, rmem_max, small_buffer_line};
 use crate::link::video::VideoLink;
-use crate::output::key::{KeyOutput, NullKey, parse_key};
+use crate::output::key::{KeyCode, KeyOutput, NullKey};
 use crate::output::open_key;
 use crate::output::sinks::{self, SinkError, SinkOptions, SinkSpec, V4l2Target};
 use crate::output::snapshot::SnapshotWriter;
 use crate::picture::decode::Decoder;
-use crate::picture::{Framer, Geometry, Placement, Rotation};
+use crate::picture::{Framer, Geometry, Placement};
 use crate::scope::button::ButtonTracker;
 use crate::scope::reassembly::{Reassembler, ReassemblyLimits};
 use crate::stats::{Stats, Summary, Totals, bump};
@@ -162,7 +162,7 @@ pub async fn run_observed(
     let camera = sink.fixed_geometry().map(|(width, height)| {
         Camera::new(
             Framer::new(Placement {
-                rotation: Rotation::from_degrees(settings.rotation).unwrap_or(Rotation::None),
+                rotation: settings.rotation,
                 mirror: settings.mirror,
                 output: Geometry { width, height },
             }),
@@ -223,7 +223,7 @@ pub async fn run_observed(
         recycled: recycle_rx,
         stats: &stats,
     };
-    let mut key = open_key_or_warn(&settings.key);
+    let mut key = open_key_or_warn(settings.key);
     let mut key_failed = false;
     let button = ButtonLink {
         config: &link,
@@ -272,8 +272,8 @@ impl Drop for StopOnDrop {
 
 /// The configured key, or no key (with one warning) when uinput is out of
 /// reach: the button still takes snapshots and the video goes on.
-fn open_key_or_warn(name: &str) -> Box<dyn KeyOutput> {
-    match parse_key(name).and_then(open_key) {
+fn open_key_or_warn(key: Option<KeyCode>) -> Box<dyn KeyOutput> {
+    match open_key(key) {
         Ok(key) => {
             info!("button presses {}", key.describe());
             key

@@ -1,7 +1,8 @@
 //! The key the scope's snapshot button presses on this computer, so apps (a video call's
 //! "take photo", a screenshot tool) can react to it like to a keyboard's camera key.
 
-use evdev::KeyCode;
+/// Key codes as Linux names them (`KEY_CAMERA`, ...).
+pub use evdev::KeyCode;
 
 /// Where button presses go.
 pub trait KeyOutput: Send {

@@ -10,9 +10,7 @@ pub mod sinks;
 pub mod snapshot;
 pub mod uinput;
 
-use evdev::KeyCode;
-
-use key::{KeyError, KeyOutput, NullKey};
+use key::{KeyCode, KeyError, KeyOutput, NullKey};
 
 /// The key output a setting names: [`NullKey`] for none, else a virtual keyboard.
 pub fn open_key(key: Option<KeyCode>) -> Result<Box<dyn KeyOutput>, KeyError> {
