@@ -1,16 +1,13 @@
 //! `scopecam announce [--stopped] IFACE`: the unit's privileged step around the bridge
 //! (see [`crate::service::announce`]).
 
-use std::process::ExitCode;
-
-use tracing::warn;
-
+use super::exit::{Failure, Outcome};
 use super::{AnnounceArgs, init_logging};
 use crate::output::sinks::v4l2::fed_by_a_producer;
 use crate::service::announce::{AnnounceError, Announcer};
 use crate::service::state::holders_of;
 
-pub fn announce(args: AnnounceArgs) -> ExitCode {
+pub fn announce(args: AnnounceArgs) -> Outcome {
     init_logging("info");
     let announcer = Announcer::system();
     let tree = announcer.tree.clone();
@@ -33,16 +30,12 @@ pub fn announce(args: AnnounceArgs) -> ExitCode {
         announcer.started(&args.interface, main_pid, &mut send)
     };
     match result {
-        Ok(_) => ExitCode::SUCCESS,
+        Ok(_) => Ok(0),
         // The camera works for apps that read V4L2 directly either way: a failure here
         // is reported, and the unit treats it as non-fatal (the `-` prefix).
-        Err(e @ AnnounceError::BadInterface(_)) => {
-            eprintln!("scopecam: {e}");
-            ExitCode::from(super::EXIT_USAGE)
-        }
-        Err(e) => {
-            warn!("{e}; PipeWire-based apps may not list the camera until it is replugged");
-            ExitCode::from(super::EXIT_FAILURE)
-        }
+        Err(e @ AnnounceError::BadInterface(_)) => Err(Failure::usage(e)),
+        Err(e) => Err(Failure::says(format!(
+            "{e}; PipeWire-based apps may not list the camera until it is replugged"
+        ))),
     }
 }

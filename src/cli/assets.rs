@@ -3,28 +3,25 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-use super::{Cli, EXIT_FAILURE, GenerateAssetsArgs};
+use super::exit::{Failure, Outcome};
+use super::{Cli, GenerateAssetsArgs};
 
-pub fn generate_assets(args: GenerateAssetsArgs) -> ExitCode {
+pub fn generate_assets(args: GenerateAssetsArgs) -> Outcome {
     match write_assets(&args.dir) {
         Ok(files) => {
             for file in files {
                 println!("{}", file.display());
             }
-            ExitCode::SUCCESS
+            Ok(0)
         }
-        Err(e) => {
-            eprintln!(
-                "scopecam: cannot write the man pages and completions to {}: {e}",
-                args.dir.display()
-            );
-            ExitCode::from(EXIT_FAILURE)
-        }
+        Err(e) => Err(Failure::says(format!(
+            "cannot write the man pages and completions to {}: {e}",
+            args.dir.display()
+        ))),
     }
 }
 

@@ -10,16 +10,15 @@
 use std::fs::OpenOptions;
 use std::io::BufWriter;
 use std::path::Path;
-use std::process::ExitCode;
 use std::time::Duration;
 
-use super::run::error_chain;
-use super::{CaptureArgs, EXIT_FAILURE, Started, config_file, quiet_logs, start};
+use super::exit::{Failure, Outcome};
+use super::{CaptureArgs, Started, config_file, quiet_logs, start};
 use crate::config::{self, Overrides};
 use crate::link::capture::{CaptureSummary, CaptureTarget, Ended, record};
 use crate::service::state::{BridgePresence, bridge_presence};
 
-pub fn capture(args: CaptureArgs) -> ExitCode {
+pub fn capture(args: CaptureArgs) -> Outcome {
     let file = config_file(args.config);
     let overrides = Overrides {
         scope: args.scope,
@@ -33,10 +32,7 @@ pub fn capture(args: CaptureArgs) -> ExitCode {
         settings,
         rt,
         shutdown,
-    } = match start(loaded) {
-        Ok(started) => started,
-        Err(code) => return code,
-    };
+    } = start(loaded)?;
     // A bridge heartbeating the same scope would have the stream taken away, and its
     // traffic is not in the file: one client at a time.
     if let Some(iface) = settings.interface.as_deref() {
@@ -44,27 +40,22 @@ pub fn capture(args: CaptureArgs) -> ExitCode {
         if let BridgePresence::Running { pid, .. } =
             bridge_presence(&dir, iface, Path::new("/proc"))
         {
-            eprintln!(
-                "scopecam: a bridge (pid {pid}) runs on {iface}; stop it first \
+            return Err(Failure::says(format!(
+                "a bridge (pid {pid}) runs on {iface}; stop it first \
                  (`sudo systemctl stop scopecam@{iface}`), then capture, then start it again"
-            );
-            return ExitCode::from(EXIT_FAILURE);
+            )));
         }
     }
-    let out = match OpenOptions::new()
+    let out = OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&args.file)
-    {
-        Ok(out) => out,
-        Err(e) => {
-            eprintln!(
-                "scopecam: cannot create {}: {e} (an existing file is never overwritten)",
+        .map_err(|e| {
+            Failure::says(format!(
+                "cannot create {}: {e} (an existing file is never overwritten)",
                 args.file.display()
-            );
-            return ExitCode::from(EXIT_FAILURE);
-        }
-    };
+            ))
+        })?;
     let target = CaptureTarget {
         scope: settings.scope,
         video_port: settings.video_port,
@@ -97,12 +88,9 @@ pub fn capture(args: CaptureArgs) -> ExitCode {
             for line in summary_lines(&summary) {
                 println!("{line}");
             }
-            ExitCode::SUCCESS
+            Ok(0)
         }
-        Err(e) => {
-            eprintln!("scopecam: {}", error_chain(&e));
-            ExitCode::from(EXIT_FAILURE)
-        }
+        Err(e) => Err(Failure::runtime(&e)),
     }
 }
 

@@ -5,6 +5,7 @@
 mod announce;
 mod assets;
 mod capture;
+mod exit;
 mod probe;
 mod run;
 mod service;
@@ -17,10 +18,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-/// Exit code for a bad flag or configuration value.
-pub const EXIT_USAGE: u8 = 2;
-/// Exit code for a failure at run time (output cannot be written, ...).
-pub const EXIT_FAILURE: u8 = 1;
+pub use exit::{EXIT_FAILURE, EXIT_USAGE};
+use exit::{Failure, Outcome};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -318,9 +317,9 @@ fn parse_fps(s: &str) -> Result<f64, String> {
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => return usage_error(e),
+        Err(e) => return exit::finish(usage_error(e)),
     };
-    match cli.command {
+    exit::finish(match cli.command {
         Command::Run(args) => run::run(args),
         Command::Simulate(args) => simulate::simulate(args),
         Command::Probe(args) => probe::probe(args),
@@ -329,11 +328,11 @@ pub fn main() -> ExitCode {
         Command::Status(args) => status::status(args),
         Command::Announce(args) => announce::announce(args),
         Command::GenerateAssets(args) => assets::generate_assets(args),
-    }
+    })
 }
 
 /// Help and version go to stdout with exit 0; a bad flag is one line on stderr, exit 2.
-fn usage_error(e: clap::Error) -> ExitCode {
+fn usage_error(e: clap::Error) -> Outcome {
     use clap::error::ErrorKind;
     if matches!(
         e.kind(),
@@ -343,9 +342,9 @@ fn usage_error(e: clap::Error) -> ExitCode {
     ) {
         let _ = e.print();
         return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-            ExitCode::from(EXIT_USAGE)
+            Ok(EXIT_USAGE)
         } else {
-            ExitCode::SUCCESS
+            Ok(0)
         };
     }
     let rendered = e.render().to_string();
@@ -354,8 +353,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("invalid arguments")
         .trim_start_matches("error: ");
-    eprintln!("scopecam: {reason} (see `scopecam --help`)");
-    ExitCode::from(EXIT_USAGE)
+    Err(Failure::Usage(format!("{reason} (see `scopecam --help`)")))
 }
 
 /// Sets up logging to stderr: `RUST_LOG` if set, otherwise `default_level`.
@@ -416,19 +414,11 @@ pub(crate) fn quiet_logs(
 /// and the signal handler (failure: exit 1).
 pub(crate) fn start(
     loaded: Result<crate::config::Settings, crate::config::ConfigError>,
-) -> Result<Started, ExitCode> {
-    let settings = loaded.map_err(|e| {
-        eprintln!("scopecam: {e}");
-        ExitCode::from(EXIT_USAGE)
-    })?;
+) -> Result<Started, Failure> {
+    let settings = loaded.map_err(Failure::usage)?;
     init_logging(&settings.log_level);
     let shutdown = std::sync::Arc::new(tokio::sync::watch::channel(false).0);
-    let rt = runtime()
-        .and_then(|rt| stop_on_signals(shutdown.clone()).map(|()| rt))
-        .map_err(|e| {
-            eprintln!("scopecam: cannot start: {e}");
-            ExitCode::from(EXIT_FAILURE)
-        })?;
+    let rt = runtime_with_signals(shutdown.clone())?;
     Ok(Started {
         settings,
         rt,
@@ -442,6 +432,15 @@ pub(crate) fn config_file(flag: Option<PathBuf>) -> crate::config::ConfigFile {
         Some(path) => crate::config::ConfigFile::Explicit(path),
         None => crate::config::ConfigFile::Default,
     }
+}
+
+/// The runtime, and `shutdown` set by the first SIGINT/SIGTERM.
+pub(crate) fn runtime_with_signals(
+    shutdown: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+) -> Result<tokio::runtime::Runtime, Failure> {
+    runtime()
+        .and_then(|rt| stop_on_signals(shutdown).map(|()| rt))
+        .map_err(|e| Failure::says(format!("cannot start: {e}")))
 }
 
 /// A multi-threaded runtime small enough for a 2-core laptop.

@@ -11,12 +11,12 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{EXIT_FAILURE, ProbeArgs, Started, config_file, quiet_logs, start};
+use super::exit::{EXIT_FAILURE, Outcome};
+use super::{ProbeArgs, Started, config_file, quiet_logs, start};
 use crate::config::{self, Overrides, Settings};
 use crate::link::address::{AddressError, wait_for_ipv4};
 use crate::link::measure::{VideoMeasurement, measure_video};
@@ -74,7 +74,7 @@ impl fmt::Display for Line {
 /// Exit code after Ctrl-C (128 + SIGINT, as shells report it).
 const EXIT_INTERRUPTED: u8 = 130;
 
-pub fn probe(args: ProbeArgs) -> ExitCode {
+pub fn probe(args: ProbeArgs) -> Outcome {
     let file = config_file(args.config);
     let overrides = Overrides {
         scope: args.scope,
@@ -86,10 +86,7 @@ pub fn probe(args: ProbeArgs) -> ExitCode {
         settings,
         rt,
         shutdown,
-    } = match start(loaded) {
-        Ok(started) => started,
-        Err(code) => return code,
-    };
+    } = start(loaded)?;
     let timeout = Duration::from_secs_f64(args.timeout);
     let (runtime_dir, proc) = (
         state_dir_of(settings.interface.as_deref()),
@@ -113,16 +110,12 @@ pub fn probe(args: ProbeArgs) -> ExitCode {
         &mut |line| println!("{line}"),
     ));
     if *shutdown.borrow() {
-        return ExitCode::from(EXIT_INTERRUPTED);
+        return Ok(EXIT_INTERRUPTED);
     }
     for line in camera_lines(&settings, &DeviceTree::default(), &runtime_dir, proc) {
         println!("{line}");
     }
-    if scope_ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_FAILURE)
-    }
+    Ok(if scope_ok { 0 } else { EXIT_FAILURE })
 }
 
 /// The network checks; returns whether the scope answered with video (or answered

@@ -1,11 +1,11 @@
 //! `scopecam run`: load settings, start the bridge, exit with a clear code.
 
-use std::process::ExitCode;
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::{EXIT_FAILURE, RunArgs, Started, config_file, start};
+use super::exit::{Failure, Outcome};
+use super::{RunArgs, Started, config_file, start};
 use crate::bridge;
 use crate::config::{self, Overrides, Settings};
 use crate::output::sinks::SinkSpec;
@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 use tracing::info;
 
-pub fn run(args: RunArgs) -> ExitCode {
+pub fn run(args: RunArgs) -> Outcome {
     let file = config_file(args.config);
     let overrides = Overrides {
         scope: args.scope,
@@ -28,10 +28,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         settings,
         rt,
         shutdown,
-    } = match start(config::load(&file, &config::process_env(), &overrides)) {
-        Ok(started) => started,
-        Err(code) => return code,
-    };
+    } = start(config::load(&file, &config::process_env(), &overrides))?;
     if settings.output == SinkSpec::Null {
         info!(
             "output is null: nothing is decoded or written; `--output v4l2` makes the \
@@ -44,13 +41,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         rt.block_on(bridge::run(&settings, args.frames, shutdown))
             .map_err(Into::into)
     };
-    match bridged {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("scopecam: {}", error_chain(e.as_ref()));
-            ExitCode::from(EXIT_FAILURE)
-        }
-    }
+    bridged.map(|_| 0).map_err(|e| Failure::runtime(e.as_ref()))
 }
 
 /// `run --simulate`: a simulated scope on loopback ports the kernel picks,
@@ -87,19 +78,4 @@ async fn bridge_simulated_scope(
     let _ = stop_scope.send(());
     let _ = scope.await;
     Ok(report?)
-}
-
-/// "outer: inner: innermost", without repeating a message a wrapper already includes.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        let part = inner.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = inner.source();
-    }
-    text
 }

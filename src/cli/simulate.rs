@@ -1,30 +1,25 @@
 //! `scopecam simulate`: a protocol-faithful fake scope.
 
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tracing::info;
 
-use super::run::error_chain;
-use super::{EXIT_FAILURE, EXIT_USAGE, SimulateArgs, init_logging, runtime, stop_on_signals};
+use super::exit::{Failure, Outcome};
+use super::{SimulateArgs, init_logging, runtime_with_signals};
 use crate::simulator::{self, Faults, FrameSource, SimulatorConfig, Subsampling};
 
-pub fn simulate(args: SimulateArgs) -> ExitCode {
+pub fn simulate(args: SimulateArgs) -> Outcome {
     if let Some(path) = &args.replay {
         return replay(&args, path);
     }
-    let subsampling = match args.subsampling.parse::<Subsampling>() {
-        Ok(s) => s,
-        Err(_) => {
-            eprintln!(
-                "scopecam: bad value for --subsampling: '{}' (expected 444, 422, 420 or gray)",
-                args.subsampling
-            );
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
+    let subsampling = args.subsampling.parse::<Subsampling>().map_err(|_| {
+        Failure::Usage(format!(
+            "bad value for --subsampling: '{}' (expected 444, 422, 420 or gray)",
+            args.subsampling
+        ))
+    })?;
     let config = SimulatorConfig {
         bind: args.bind,
         video_port: args.video_port,
@@ -61,13 +56,7 @@ pub fn simulate(args: SimulateArgs) -> ExitCode {
     };
     init_logging("info");
     let shutdown = Arc::new(watch::channel(false).0);
-    let rt = match runtime().and_then(|rt| stop_on_signals(shutdown.clone()).map(|()| rt)) {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("scopecam: cannot start: {e}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
-    };
+    let rt = runtime_with_signals(shutdown.clone())?;
     let mut stop = shutdown.subscribe();
     let result = rt.block_on(simulator::run(config, async move {
         let _ = stop.wait_for(|s| *s).await;
@@ -75,33 +64,18 @@ pub fn simulate(args: SimulateArgs) -> ExitCode {
     match result {
         Ok(stats) => {
             info!("simulator stopped: {stats:?}");
-            ExitCode::SUCCESS
+            Ok(0)
         }
-        Err(e) => {
-            eprintln!("scopecam: {}", error_chain(e.as_ref()));
-            ExitCode::from(EXIT_FAILURE)
-        }
+        Err(e) => Err(Failure::runtime(e.as_ref())),
     }
 }
 
 /// `--replay FILE`: the capture's scope on the given address and ports.
-fn replay(args: &SimulateArgs, path: &std::path::Path) -> ExitCode {
+fn replay(args: &SimulateArgs, path: &std::path::Path) -> Outcome {
     init_logging("info");
-    let timeline = match simulator::replay::load(path) {
-        Ok(timeline) => timeline,
-        Err(e) => {
-            eprintln!("scopecam: {}", error_chain(e.as_ref()));
-            return ExitCode::from(EXIT_FAILURE);
-        }
-    };
+    let timeline = simulator::replay::load(path).map_err(|e| Failure::runtime(e.as_ref()))?;
     let shutdown = Arc::new(watch::channel(false).0);
-    let rt = match runtime().and_then(|rt| stop_on_signals(shutdown.clone()).map(|()| rt)) {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("scopecam: cannot start: {e}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
-    };
+    let rt = runtime_with_signals(shutdown.clone())?;
     let mut stop = shutdown.subscribe();
     let result = rt.block_on(simulator::replay(
         args.bind,
@@ -113,11 +87,5 @@ fn replay(args: &SimulateArgs, path: &std::path::Path) -> ExitCode {
             let _ = stop.wait_for(|s| *s).await;
         },
     ));
-    match result {
-        Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("scopecam: {}", error_chain(e.as_ref()));
-            ExitCode::from(EXIT_FAILURE)
-        }
-    }
+    result.map(|_| 0).map_err(|e| Failure::runtime(e.as_ref()))
 }

@@ -1,8 +1,8 @@
 //! `scopecam status [--json]`: the running bridges, from the services' state files.
 
+use super::exit::{Failure, Outcome};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use serde::Serialize;
 
@@ -57,15 +57,16 @@ pub struct Entry {
     pub uptime_s: Option<u64>,
 }
 
-pub fn status(args: StatusArgs) -> ExitCode {
+pub fn status(args: StatusArgs) -> Outcome {
     let entries = collect(&status_dirs());
     let running = entries.iter().any(|e| !e.stale);
     if args.json {
         match serde_json::to_string_pretty(&entries) {
             Ok(text) => println!("{text}"),
             Err(e) => {
-                eprintln!("scopecam: cannot render the status as JSON: {e}");
-                return ExitCode::from(super::EXIT_FAILURE);
+                return Err(Failure::says(format!(
+                    "cannot render the status as JSON: {e}"
+                )));
             }
         }
         if !running {
@@ -77,11 +78,7 @@ pub fn status(args: StatusArgs) -> ExitCode {
             println!("{NONE_RUNNING}");
         }
     }
-    if running {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_NONE_RUNNING)
-    }
+    Ok(if running { 0 } else { EXIT_NONE_RUNNING })
 }
 
 /// Reads every state file in `dirs` (temporary `.NAME.tmp` files are skipped).
