@@ -1,12 +1,28 @@
 //! scopecam: a cheap USB borescope as a normal Linux camera.
 //!
-//! The data path, one module per step:
-//! [`link`] (UDP to the scope) -> [`frames`] (fragment reassembly) ->
-//! [`decode`] (JPEG to limited-range YUYV) -> [`sinks`] (y4m, mjpeg, null);
-//! [`link::button`] -> [`button`] (press tracking) -> [`snapshot`] (saved JPEGs).
-//! [`protocol`], [`frames`] and [`button`] are sans-IO state machines;
-//! [`bridge`] wires them together, [`simulator`] is a fake scope for tests
-//! and demos, [`cli`] and [`config`] are the user-facing edges.
+//! The path of a frame, one folder per step, from the bottom up (a module uses only
+//! the ones listed before it):
+//!
+//! - [`jpeg`]: the one JPEG marker walker (where a frame ends, its size and coding),
+//!   and [`capture`]: the pcapng format of recorded scope traffic.
+//! - [`scope`]: the scope as pure data and state machines, no IO: the wire
+//!   [`scope::protocol`], fragment [`scope::reassembly`], the [`scope::button`] press
+//!   counter and link [`scope::health`].
+//! - [`picture`]: decoding (JPEG to limited-range YUYV) and geometry (rotation,
+//!   scaling, letterbox, the "no signal" card).
+//! - [`output`]: every way out: the camera and file [`output::sinks`], button
+//!   [`output::snapshot`]s and the [`output::key`] press.
+//! - [`stats`]: the counters and latency histograms the layers above bump and read.
+//! - [`link`]: the sockets at the edge: video and button ports, the probe, the
+//!   interface's address; they hand frames and presses on through callbacks.
+//! - [`config`]: built-in defaults, the file, the environment and flags parsed once
+//!   into typed [`config::Settings`].
+//! - [`bridge`]: one running bridge: the links feed a mailbox, the frame path decodes
+//!   and writes, the button takes snapshots and presses the key.
+//! - [`service`]: `scopecam service IFACE`, what the systemd unit runs: is this link a
+//!   scope's, probe, take a camera, bridge, report to systemd.
+//! - [`cli`]: the command line; [`simulator`]: a protocol-faithful fake scope for
+//!   tests and demos.
 
 pub mod bridge;
 pub mod capture;
