@@ -7,7 +7,7 @@
 //!   and [`capture`]: the pcapng format of recorded scope traffic.
 //! - [`scope`]: the scope as pure data and state machines, no IO: the wire
 //!   [`scope::protocol`], fragment [`scope::reassembly`], the [`scope::button`] press
-//!   counter and link [`scope::health`].
+//!   counter, link [`scope::health`] and the [`scope::probe`] session.
 //! - [`picture`]: decoding (JPEG to limited-range YUYV) and geometry (rotation,
 //!   scaling, letterbox, the "no signal" card).
 //! - [`output`]: every way out: the camera and file [`output::sinks`], button

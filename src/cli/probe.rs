@@ -20,8 +20,9 @@ use super::{ProbeArgs, Started, config_file, quiet_logs, start};
 use crate::config::{self, Overrides, Settings};
 use crate::link::address::{AddressError, wait_for_ipv4};
 use crate::link::measure::{VideoMeasurement, measure_video};
-use crate::link::probe::{ProbeAnswer, ProbeError, ProbeReply, ProbeTarget, probe_scope};
+use crate::link::probe::{ProbeError, ProbeTarget, probe_scope};
 use crate::output::sinks::v4l2::DeviceTree;
+use crate::scope::probe::{ProbeAnswer, ProbeReply};
 use crate::service::state::{BridgePresence, bridge_presence};
 
 /// How long video is watched: long enough for a rate over ~30 frames at 15 fps.
