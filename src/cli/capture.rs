@@ -17,6 +17,7 @@ use super::{CaptureArgs, Started, config_file, quiet_logs, start};
 use crate::config::{self, Overrides};
 use crate::link::capture::{CaptureSummary, CaptureTarget, Ended, record};
 use crate::service::state::{BridgePresence, bridge_presence};
+use crate::service::unit::unit_name_for_shell;
 
 pub fn capture(args: CaptureArgs) -> Outcome {
     let file = config_file(args.config);
@@ -40,9 +41,10 @@ pub fn capture(args: CaptureArgs) -> Outcome {
         if let BridgePresence::Running { pid, .. } =
             bridge_presence(&dir, iface, Path::new("/proc"))
         {
+            let unit = unit_name_for_shell(iface);
             return Err(Failure::says(format!(
                 "a bridge (pid {pid}) runs on {iface}; stop it first \
-                 (`sudo systemctl stop scopecam@{iface}`), then capture, then start it again"
+                 (`sudo systemctl stop {unit}`), then capture, then start it again"
             )));
         }
     }

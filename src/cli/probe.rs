@@ -24,6 +24,7 @@ use crate::link::probe::{ProbeError, ProbeTarget, probe_scope};
 use crate::output::sinks::v4l2::DeviceTree;
 use crate::scope::probe::{ProbeAnswer, ProbeReply};
 use crate::service::state::{BridgePresence, bridge_presence};
+use crate::service::unit::unit_name_for_shell;
 
 /// How long video is watched: long enough for a rate over ~30 frames at 15 fps.
 const VIDEO_LOOK: Duration = Duration::from_secs(2);
@@ -400,9 +401,10 @@ fn camera_lines(settings: &Settings, tree: &DeviceTree, runtime: &Path, proc: &P
                 Mark::Busy,
                 format!(
                     "a bridge already runs on {iface} (pid {pid}, {}): the scope streams to it \
-                     as well; `systemctl stop scopecam@{iface}` (or stop that scopecam) to probe \
+                     as well; `sudo systemctl stop {}` (or stop that scopecam) to probe \
                      alone, or use `scopecam status`",
-                    file.display()
+                    file.display(),
+                    unit_name_for_shell(iface)
                 ),
             ),
         });
@@ -524,6 +526,10 @@ mod tests {
         );
         assert!(
             shown[2].starts_with(&format!("busy  a bridge already runs on enx1 (pid {me}")),
+            "{shown:?}"
+        );
+        assert!(
+            shown[2].contains("`sudo systemctl stop scopecam@enx1.service`"),
             "{shown:?}"
         );
     }

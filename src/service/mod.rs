@@ -17,6 +17,7 @@ pub mod notify;
 pub mod scope_link;
 pub mod slots;
 pub mod state;
+pub mod unit;
 
 use std::ffi::OsString;
 use std::net::{SocketAddr, SocketAddrV4};
