@@ -148,8 +148,10 @@ fn service_notifies_publishes_its_state_and_stops_cleanly() {
     );
 
     let state_file = runtime.join("lo.json");
-    wait_for(Duration::from_secs(5), "a state file with frames", || {
-        read_state(&state_file).is_some_and(|s| s["frames_out"].as_u64() > Some(5))
+    // More than a second of frames at 15 fps: the rate of the sample read then spans a
+    // whole sampling interval of streaming, not the moment the stream began.
+    wait_for(Duration::from_secs(10), "a state file with frames", || {
+        read_state(&state_file).is_some_and(|s| s["frames_out"].as_u64() > Some(20))
     });
     let state = read_state(&state_file).unwrap();
     assert_eq!(state["interface"], "lo");
