@@ -162,9 +162,12 @@ async fn check_scope(
              (give --interface enx... when another network also uses the scope's subnet)",
         )),
     }
+    // While a bridge streams from the scope only its button is asked: the heartbeat's
+    // stop packet would take the stream away from the bridge.
     let target = ProbeTarget {
         control,
         video,
+        ask_video: busy.is_none(),
         interface: interface.map(str::to_owned),
     };
     let answer = tokio::select! {

@@ -35,6 +35,9 @@ pub struct ProbeTarget {
     pub control: SocketAddr,
     /// The scope's video port, e.g. 192.168.10.123:8030.
     pub video: SocketAddr,
+    /// Whether the video heartbeat may join the polls. `false` while a bridge streams
+    /// from the scope: the probe's stop packet would take the stream away from it.
+    pub ask_video: bool,
     /// Bind the socket to this interface (SO_BINDTODEVICE), so the question goes to
     /// the scope behind it and not to another 192.168.10.123.
     pub interface: Option<String>,
@@ -46,15 +49,16 @@ pub enum ProbeError {
     #[error(transparent)]
     Socket(#[from] SocketError),
     #[error(
-        "no borescope answers at {control} or {}{} ({polls} polls, {heartbeats} heartbeats in {:.1} s){}",
-        video.port(),
+        "no borescope answers at {control}{}{} ({polls} polls, {heartbeats} heartbeats in {:.1} s){}",
+        video.map(|v| format!(" or {}", v.port())).unwrap_or_default(),
         interface.as_deref().map(|i| format!(" on {i}")).unwrap_or_default(),
         waited.as_secs_f64(),
         last_send_error.as_deref().map(|e| format!("; sending failed: {e}")).unwrap_or_default()
     )]
     NoAnswer {
         control: SocketAddr,
-        video: SocketAddr,
+        /// The video port, when it was asked too.
+        video: Option<SocketAddr>,
         interface: Option<String>,
         waited: Duration,
         polls: u32,
@@ -125,7 +129,7 @@ async fn probe_on(
     target: &ProbeTarget,
     timeout: Duration,
 ) -> Result<ProbeReply, ProbeError> {
-    let mut session = ProbeSession::new(target.control, target.video);
+    let mut session = ProbeSession::new(target.control, target.ask_video.then_some(target.video));
     let mut stop = StopOnDrop {
         socket,
         video: target.video,
@@ -175,7 +179,7 @@ async fn probe_on(
     }
     Err(ProbeError::NoAnswer {
         control: target.control,
-        video: target.video,
+        video: target.ask_video.then_some(target.video),
         interface: target.interface.clone(),
         waited: timeout,
         polls: session.polls(),
@@ -210,6 +214,7 @@ mod tests {
         let target = ProbeTarget {
             control: scope.control,
             video: scope.video,
+            ask_video: true,
             interface: None,
         };
         let reply = probe_scope(&target, Duration::from_secs(3)).await.unwrap();
@@ -279,6 +284,7 @@ mod tests {
         let target = ProbeTarget {
             control: scope.control,
             video: scope.video,
+            ask_video: true,
             interface: None,
         };
         let reply = probe_scope(&target, Duration::from_secs(3)).await.unwrap();
@@ -296,6 +302,7 @@ mod tests {
         let target = ProbeTarget {
             control: "127.0.0.1:9".parse().unwrap(),
             video: video.local_addr().unwrap(),
+            ask_video: true,
             interface: None,
         };
         let cut = tokio::time::timeout(
@@ -322,6 +329,7 @@ mod tests {
         let target = ProbeTarget {
             control: silent.local_addr().unwrap(),
             video: silent_video.local_addr().unwrap(),
+            ask_video: true,
             interface: None,
         };
         let started = Instant::now();
@@ -358,6 +366,38 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn without_video_only_the_button_is_asked_and_nothing_reaches_the_video_port() {
+        // As while a bridge streams from the scope: a silent button must not bring the
+        // heartbeat and its stop packet.
+        let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let video = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let target = ProbeTarget {
+            control: silent.local_addr().unwrap(),
+            video: video.local_addr().unwrap(),
+            ask_video: false,
+            interface: None,
+        };
+        let err = probe_scope(&target, Duration::from_millis(1200))
+            .await
+            .unwrap_err();
+        let ProbeError::NoAnswer {
+            polls,
+            heartbeats,
+            video: asked,
+            ..
+        } = &err
+        else {
+            panic!("{err}")
+        };
+        assert_eq!((*polls, *heartbeats, *asked), (3, 0, None));
+        assert!(!err.to_string().contains(" or "), "{err}");
+        let mut buf = [0u8; 64];
+        let nothing =
+            tokio::time::timeout(Duration::from_millis(300), video.recv_from(&mut buf)).await;
+        assert!(nothing.is_err(), "a datagram reached the video port");
+    }
+
     /// Sends fine; every receive fails at once.
     struct Broken {
         receives: std::cell::Cell<u32>,
@@ -386,6 +426,7 @@ mod tests {
         let target = ProbeTarget {
             control: control(),
             video: video(),
+            ask_video: true,
             interface: None,
         };
         let started = Instant::now();

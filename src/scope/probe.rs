@@ -63,7 +63,8 @@ pub struct ProbeSend {
 #[derive(Debug, Clone)]
 pub struct ProbeSession {
     control: SocketAddr,
-    video: SocketAddr,
+    /// `None`: the video port is not to be asked (a bridge streams from it).
+    video: Option<SocketAddr>,
     next_counter: u16,
     polls: u32,
     heartbeats: u32,
@@ -71,7 +72,7 @@ pub struct ProbeSession {
 }
 
 impl ProbeSession {
-    pub fn new(control: SocketAddr, video: SocketAddr) -> Self {
+    pub fn new(control: SocketAddr, video: Option<SocketAddr>) -> Self {
         ProbeSession {
             control,
             video,
@@ -91,7 +92,7 @@ impl ProbeSession {
             counter: self.next_counter,
         };
         self.next_counter = self.next_counter.wrapping_add(1);
-        let heartbeat = self.polls > 0;
+        let heartbeat = self.video.is_some() && self.polls > 0;
         self.polls += 1;
         if heartbeat {
             self.heartbeats += 1;
@@ -123,7 +124,7 @@ impl ProbeSession {
                 return ProbeInput::Stale;
             }
             ProbeAnswer::Button(button)
-        } else if from == self.video {
+        } else if Some(from) == self.video {
             let Ok(fragment) = Fragment::parse(datagram) else {
                 return ProbeInput::Malformed;
             };
@@ -158,7 +159,7 @@ mod tests {
     }
 
     fn session() -> ProbeSession {
-        ProbeSession::new(control(), video())
+        ProbeSession::new(control(), Some(video()))
     }
 
     fn answer(request: u16) -> [u8; crate::scope::protocol::control::ANSWER_LEN] {
@@ -229,6 +230,24 @@ mod tests {
             ProbeInput::Malformed,
             "a fragment from the control port is not a RETCMD"
         );
+    }
+
+    #[test]
+    fn a_session_without_video_never_sends_the_heartbeat() {
+        let t0 = Instant::now();
+        let mut s = ProbeSession::new(control(), None);
+        for _ in 0..5 {
+            assert!(!s.on_tick(t0 + VIDEO_PROBE_AFTER).heartbeat);
+        }
+        assert_eq!(s.heartbeats(), 0);
+        assert_eq!(
+            s.on_datagram(&fragment(3), video(), t0),
+            ProbeInput::Foreign
+        );
+        assert!(matches!(
+            s.on_datagram(&answer(4), control(), t0),
+            ProbeInput::Answered(_)
+        ));
     }
 
     #[test]

@@ -286,6 +286,7 @@ pub async fn serve(
     let target = ProbeTarget {
         control,
         video,
+        ask_video: true,
         interface: Some(iface.to_owned()),
     };
     let probed = tokio::select! {
