@@ -240,7 +240,7 @@ fn skip_entropy_coded_data(data: &[u8], pos: usize) -> Result<usize, JpegError> 
     loop {
         let offset = data
             .get(at..)
-            .and_then(|rest| rest.iter().position(|&b| b == PREFIX))
+            .and_then(|rest| memchr::memchr(PREFIX, rest))
             .ok_or(truncated)?;
         let prefix = at + offset;
         let next = *data.get(prefix + 1).ok_or(truncated)?;

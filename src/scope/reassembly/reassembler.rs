@@ -60,7 +60,6 @@
 //!   are reused, so a steady stream allocates nothing.
 
 use std::fmt;
-use std::hash::Hasher;
 use std::time::{Duration, Instant};
 
 use crate::scope::protocol::video::FORMAT_MJPEG;
@@ -246,13 +245,10 @@ impl FrameKey {
 }
 
 /// A 64-bit hash of a fragment's payload, to tell a repeated fragment from a
-/// different one with the same header. Fixed keys: the same bytes always
-/// hash the same.
+/// different one with the same header. Unkeyed: the same bytes always hash the same.
 fn fingerprint(payload: &[u8]) -> u64 {
-    let mut hasher = std::hash::DefaultHasher::new();
-    hasher.write(payload);
-    hasher.write_usize(payload.len());
-    hasher.finish()
+    // The length is part of what is hashed: XXH3 of the payload is seeded with it.
+    xxhash_rust::xxh3::xxh3_64_with_seed(payload, payload.len() as u64)
 }
 
 /// Which fragment indices of a frame have arrived.
