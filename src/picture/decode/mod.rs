@@ -1,4 +1,5 @@
-//! JPEG -> packed YUYV 4:2:2, limited-range BT.601: what V4L2 consumers assume.
+//! JPEG -> packed YUYV 4:2:2, limited-range BT.601: what V4L2 consumers assume; or the same
+//! samples as planar 4:2:2 ([`Decoder::decode_planar`]), the layout of a y4m frame.
 //!
 //! JPEG (JFIF) stores full-range BT.601 YCbCr, while YUYV on a webcam node is read as
 //! limited range (Y 16..235, Cb/Cr 16..240). So the decoder squeezes the range: black becomes
@@ -10,17 +11,22 @@
 //!   already holds YCbCr, but it measured fastest (figures in `rgb.rs`).
 //! - Grayscale: zune-jpeg emits luma, a table squeezes it, chroma is 128.
 //!
+//! yuvutils-rs converts RGB to planes, which the YUYV path then packs; the planar path
+//! hands those planes out as they are.
+//!
 //! Odd widths: YUYV needs pixel pairs, so an odd-width picture is padded to the next even
 //! width by repeating its last column. Odd heights need nothing.
 
 mod jpeg_info;
 mod pack;
+mod planar;
 mod rgb;
 
 pub use jpeg_info::yuyv_to_jpeg;
+pub use planar::Planar422Frame;
 pub use rgb::{Scratch as RgbScratch, rgb_to_yuyv_limited};
 
-use pack::pack_luma_full_to_yuyv_limited;
+use pack::{luma_to_planar422_limited, pack_luma_full_to_yuyv_limited};
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use zune_core::bytestream::ZCursor;
@@ -195,6 +201,8 @@ pub struct Decoder {
     rgb_scratch: rgb::Scratch,
     /// Grayscale pictures widened to RGB, for [`Decoder::decode_rgb`] only.
     luma_as_rgb: Vec<u8>,
+    /// The picture of [`Decoder::decode_planar`].
+    planar: Planar422Frame,
 }
 
 /// Width, height and zune-jpeg output colour space of the picture now in `Decoder::pixels`.
@@ -306,6 +314,40 @@ impl Decoder {
             height: decoded.height,
             pixels,
         })
+    }
+
+    /// Decode one JPEG into the reused planar 4:2:2 buffer (Y, Cb, Cr planes in one
+    /// buffer), for the y4m output: the very samples of [`Decoder::decode`]'s YUYV, without
+    /// packing them (yuvutils-rs converts to planes first) and unpacking them again.
+    ///
+    /// Same checks, limits and panic containment as [`Decoder::decode`]; the YUYV frame
+    /// of [`Decoder::frame`] is left untouched.
+    pub fn decode_planar(&mut self, jpeg: &[u8]) -> Result<&Planar422Frame, DecodeError> {
+        catch_unwind(AssertUnwindSafe(|| self.decode_planar_inner(jpeg)))
+            .unwrap_or_else(contained)?;
+        Ok(&self.planar)
+    }
+
+    fn decode_planar_inner(&mut self, jpeg: &[u8]) -> Result<(), DecodeError> {
+        let Decoded { width, height, out } = self.decode_pixels(jpeg)?;
+        let even_width = width.next_multiple_of(2);
+        self.planar.width = even_width;
+        self.planar.height = height;
+        let len = self.planar.expected_len();
+        fit_buffer(&mut self.planar.data, len);
+        match out {
+            ColorSpace::Luma => {
+                luma_to_planar422_limited(&self.pixels, width as usize, &mut self.planar.data)
+            }
+            _ => rgb::rgb_to_planar422_limited(
+                &self.pixels,
+                width,
+                height,
+                &mut self.rgb_scratch,
+                &mut self.planar.data,
+            )?,
+        }
+        Ok(())
     }
 
     fn decode_inner(&mut self, jpeg: &[u8]) -> Result<(), DecodeError> {

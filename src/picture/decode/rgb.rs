@@ -58,35 +58,17 @@ pub fn rgb_to_yuyv_limited(
     yuyv: &mut [u8],
 ) -> Result<(), DecodeError> {
     let even_width = width.next_multiple_of(2);
-    let rgb = if even_width == width {
-        rgb
-    } else {
-        pad_odd_width(rgb, width as usize, &mut scratch.padded_rgb);
-        &scratch.padded_rgb
-    };
     let luma_len = even_width as usize * height as usize;
     super::fit_buffer(&mut scratch.y, luma_len);
     super::fit_buffer(&mut scratch.u, luma_len / 2);
     super::fit_buffer(&mut scratch.v, luma_len / 2);
-    let mut planar = YuvPlanarImageMut {
-        y_plane: BufferStoreMut::Borrowed(&mut scratch.y),
-        y_stride: even_width,
-        u_plane: BufferStoreMut::Borrowed(&mut scratch.u),
-        u_stride: even_width / 2,
-        v_plane: BufferStoreMut::Borrowed(&mut scratch.v),
-        v_stride: even_width / 2,
-        width: even_width,
-        height,
-    };
-    yuvutils_rs::rgb_to_yuv422(
-        &mut planar,
+    to_planar(
         rgb,
-        even_width * 3,
-        YuvRange::Limited,
-        YuvStandardMatrix::Bt601,
-        YuvConversionMode::Balanced,
-    )
-    .map_err(convert_error)?;
+        width,
+        height,
+        &mut scratch.padded_rgb,
+        (&mut scratch.y, &mut scratch.u, &mut scratch.v),
+    )?;
     let planar = YuvPlanarImage {
         y_plane: &scratch.y,
         y_stride: even_width,
@@ -104,4 +86,60 @@ pub fn rgb_to_yuyv_limited(
         height,
     };
     yuvutils_rs::yuv422_to_yuyv422(&mut packed, &planar).map_err(convert_error)
+}
+
+/// `rgb` (`width * height` packed RGB) -> limited-range planar 4:2:2 in `planar`, laid out
+/// as [`super::Planar422Frame::data`] for `width` rounded up to even: the same conversion as
+/// [`rgb_to_yuyv_limited`] without packing the planes into YUYV.
+pub(super) fn rgb_to_planar422_limited(
+    rgb: &[u8],
+    width: u32,
+    height: u32,
+    scratch: &mut Scratch,
+    planar: &mut [u8],
+) -> Result<(), DecodeError> {
+    let even = width.next_multiple_of(2) as usize;
+    let len = planar.len();
+    let planes = super::planar::planes_mut(planar, even, height as usize).ok_or_else(|| {
+        DecodeError::Convert(format!(
+            "a planar buffer of {len} bytes for a {width}x{height} picture"
+        ))
+    })?;
+    to_planar(rgb, width, height, &mut scratch.padded_rgb, planes)
+}
+
+/// RGB -> limited-range BT.601 planar 4:2:2 through yuvutils-rs, padding an odd width first.
+fn to_planar(
+    rgb: &[u8],
+    width: u32,
+    height: u32,
+    padded_rgb: &mut Vec<u8>,
+    (y, u, v): (&mut [u8], &mut [u8], &mut [u8]),
+) -> Result<(), DecodeError> {
+    let even_width = width.next_multiple_of(2);
+    let rgb = if even_width == width {
+        rgb
+    } else {
+        pad_odd_width(rgb, width as usize, padded_rgb);
+        padded_rgb
+    };
+    let mut planar = YuvPlanarImageMut {
+        y_plane: BufferStoreMut::Borrowed(y),
+        y_stride: even_width,
+        u_plane: BufferStoreMut::Borrowed(u),
+        u_stride: even_width / 2,
+        v_plane: BufferStoreMut::Borrowed(v),
+        v_stride: even_width / 2,
+        width: even_width,
+        height,
+    };
+    yuvutils_rs::rgb_to_yuv422(
+        &mut planar,
+        rgb,
+        even_width * 3,
+        YuvRange::Limited,
+        YuvStandardMatrix::Bt601,
+        YuvConversionMode::Balanced,
+    )
+    .map_err(convert_error)
 }

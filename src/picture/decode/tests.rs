@@ -600,3 +600,150 @@ fn a_contained_decoder_panic_is_counted() {
     assert!(matches!(outcome, Err(DecodeError::DecoderPanicked)));
     assert!(panics_caught() > before);
 }
+
+/// A packed YUYV picture split into its Y, Cb and Cr planes, one after the other.
+fn yuyv_as_planes(yuyv: &[u8]) -> Vec<u8> {
+    let mut planes: Vec<u8> = yuyv.iter().step_by(2).copied().collect();
+    planes.extend(yuyv.iter().skip(1).step_by(4));
+    planes.extend(yuyv.iter().skip(3).step_by(4));
+    planes
+}
+
+/// The planes are the very samples of the YUYV picture (same conversion, not packed), for
+/// every subsampling, even and odd sizes, and in grayscale.
+#[test]
+fn planar_output_is_the_yuyv_output_split_into_planes() {
+    let mut planar = Decoder::new();
+    let mut packed = Decoder::new();
+    let mut jpegs = Vec::new();
+    for (sampling, name) in SAMPLINGS {
+        for (w, h) in [(160, 120), (33, 17), (1, 1), (2, 9), (161, 121)] {
+            jpegs.push((
+                format!("{name} {w}x{h}"),
+                encode_rgb(&gradient(w, h), w, h, sampling, 90),
+            ));
+        }
+    }
+    for (w, h) in [(40, 30), (9, 5)] {
+        let luma: Vec<u8> = (0..usize::from(w) * usize::from(h))
+            .map(|i| (i * 37 % 256) as u8)
+            .collect();
+        jpegs.push((format!("grayscale {w}x{h}"), encode_gray(&luma, w, h)));
+    }
+    for (what, jpeg) in &jpegs {
+        let yuyv = packed.decode(jpeg).expect("decodes").clone();
+        let frame = planar.decode_planar(jpeg).expect("decodes");
+        assert_eq!(
+            (frame.width, frame.height),
+            (yuyv.width, yuyv.height),
+            "{what}"
+        );
+        assert!(frame.width % 2 == 0, "{what}");
+        assert_eq!(frame.data.len(), frame.expected_len(), "{what}");
+        assert!(
+            frame.data == yuyv_as_planes(&yuyv.data),
+            "{what}: planes differ"
+        );
+    }
+}
+
+#[test]
+fn planar_output_matches_an_independent_float_reference_above_40_db() {
+    let mut decoder = Decoder::new();
+    for (sampling, name) in SAMPLINGS {
+        for (w, h) in [(160, 120), (33, 17)] {
+            let jpeg = encode_rgb(&gradient(w, h), w, h, sampling, 95);
+            let ours = decoder.decode_planar(&jpeg).expect("decodes");
+            let db = psnr(&ours.data, &yuyv_as_planes(&reference_yuyv(&jpeg)));
+            assert!(db > 40.0, "{name} {w}x{h}: PSNR {db:.1} dB");
+        }
+    }
+}
+
+#[test]
+fn planar_grayscale_has_squeezed_luma_and_neutral_chroma() {
+    let mut decoder = Decoder::new();
+    let frame = decoder
+        .decode_planar(&encode_gray(&[0; 7 * 4], 7, 4))
+        .expect("decodes");
+    assert_eq!((frame.width, frame.height), (8, 4));
+    let (y, u, v) = frame.planes();
+    assert!(y.iter().all(|&l| l.abs_diff(16) <= 1), "{y:?}");
+    assert!(u.iter().chain(v).all(|&c| c == 128));
+}
+
+#[test]
+fn planar_decoding_rejects_what_decode_rejects_and_recovers() {
+    let mut decoder = Decoder::new();
+    let jpeg = encode_rgb(&gradient(16, 16), 16, 16, SamplingFactor::F_2_1, 90);
+    assert!(decoder.decode_planar(&[]).is_err());
+    assert!(decoder.decode_planar(b"not a jpeg at all").is_err());
+    assert!(matches!(
+        decoder.decode_planar(&jpeg[..jpeg.len() - 1]),
+        Err(DecodeError::Truncated)
+    ));
+    assert!(matches!(
+        decoder.decode_planar(&with_size(&jpeg, 2593, 16)),
+        Err(DecodeError::TooLarge { .. })
+    ));
+    assert!(matches!(
+        decoder.decode_planar(&progressive(16, 16)),
+        Err(DecodeError::Unsupported(Unsupported::Progressive))
+    ));
+    let frame = decoder
+        .decode_planar(&jpeg)
+        .expect("a good frame after bad ones");
+    assert_eq!((frame.width, frame.height), (16, 16));
+    assert!(
+        decoder.frame().data.is_empty(),
+        "the YUYV frame is untouched"
+    );
+}
+
+#[test]
+fn same_size_planar_frames_reuse_the_buffer_and_a_large_one_gives_it_back() {
+    let mut decoder = Decoder::new();
+    let small = encode_rgb(&gradient(64, 48), 64, 48, SamplingFactor::F_2_1, 80);
+    let large = encode_rgb(&gradient(1280, 720), 1280, 720, SamplingFactor::F_2_1, 80);
+    let first = decoder
+        .decode_planar(&small)
+        .expect("decodes")
+        .data
+        .as_ptr();
+    let second = decoder
+        .decode_planar(&small)
+        .expect("decodes")
+        .data
+        .as_ptr();
+    assert_eq!(first, second, "same size, same buffer");
+    decoder.decode_planar(&large).expect("decodes");
+    let capacity = decoder
+        .decode_planar(&small)
+        .expect("decodes")
+        .data
+        .capacity();
+    assert!(
+        capacity <= KEEP_BYTES,
+        "{capacity} bytes kept after a large frame"
+    );
+}
+
+proptest! {
+    #[test]
+    fn planar_decoding_of_damaged_frames_never_panics(
+        cut in any::<prop::sample::Index>(),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), 0u8..8), 0..8),
+    ) {
+        let mut bytes = valid_jpeg();
+        for (at, bit) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] ^= 1 << bit;
+        }
+        bytes.truncate(cut.index(bytes.len() + 1));
+        bytes.extend([0xFF, 0xD9]);
+        let mut decoder = Decoder::new();
+        if let Err(err) = decoder.decode_planar(&bytes) {
+            prop_assert!(!matches!(err, DecodeError::DecoderPanicked), "zune-jpeg panicked");
+        }
+    }
+}
