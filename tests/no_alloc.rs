@@ -1,6 +1,6 @@
 //! Steady state allocates nothing per frame that we control: a counting global allocator
-//! watches the frame path (fragments -> Reassembler -> Decoder / Framer -> y4m sink ->
-//! buffer recycled) once frames keep the same size.
+//! watches the frame path (fragments -> Reassembler -> Decoder -> y4m sink, or Framer ->
+//! a camera-like sink -> buffer recycled) once frames keep the same size.
 //!
 //! The one residue is inside zune-jpeg, which builds a fresh `JpegDecoder` (its component
 //! and Huffman tables, per-image scratch) for every image and offers no way to reuse one:
@@ -12,7 +12,7 @@ use std::cell::Cell;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
-use scopecam::output::sinks::{OutFrame, Sink, SinkOptions, Y4mSink};
+use scopecam::output::sinks::{OutFrame, Sink, SinkError, SinkOptions, Y4mSink};
 use scopecam::picture::decode::Decoder;
 use scopecam::picture::{Framer, Geometry, Placement, Rotation};
 use scopecam::scope::protocol::Fragment;
@@ -88,6 +88,27 @@ impl Write for Ring {
     }
 }
 
+/// A camera output into a [`Ring`]: copies every YUYV picture, as the v4l2 sink copies
+/// into the driver's buffer.
+struct RingCamera(Ring);
+
+impl Sink for RingCamera {
+    fn describe(&self) -> String {
+        "ring camera".into()
+    }
+    fn needs_yuyv(&self) -> bool {
+        true
+    }
+    fn write(&mut self, frame: &OutFrame<'_>) -> Result<(), SinkError> {
+        let yuyv = frame.yuyv.expect("a camera gets YUYV");
+        self.0.write_all(&yuyv.data).expect("a ring never fails");
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
 /// Two different natural-ish pictures of one size (so the decoder sees changing content).
 fn jpegs(width: u16, height: u16) -> Vec<Vec<u8>> {
     (0..2u32)
@@ -119,7 +140,8 @@ struct Path {
     reassembler: Reassembler,
     decoder: Decoder,
     framer: Option<Framer>,
-    sink: Y4mSink,
+    /// The y4m sink without a camera, else a camera-like one.
+    sink: Box<dyn Sink>,
     datagrams: Vec<Vec<Vec<u8>>>,
     clock: Instant,
     frame_id: u8,
@@ -135,6 +157,14 @@ impl Path {
             buf: vec![0; 4 << 20],
             at: 0,
         };
+        let sink: Box<dyn Sink> = match camera {
+            None => Box::new(Y4mSink::new(
+                Box::new(out),
+                "test".into(),
+                &SinkOptions::default(),
+            )),
+            Some(_) => Box::new(RingCamera(out)),
+        };
         Path {
             reassembler: Reassembler::new(ReassemblyLimits::default()),
             decoder: Decoder::new(),
@@ -145,7 +175,7 @@ impl Path {
                     output,
                 })
             }),
-            sink: Y4mSink::new(Box::new(out), "test".into(), &SinkOptions::default()),
+            sink,
             datagrams,
             clock: Instant::now(),
             frame_id: 0,
@@ -165,17 +195,23 @@ impl Path {
             }
         }
         let frame = complete.expect("completes");
-        let yuyv = match &mut self.framer {
-            Some(framer) => framer.frame_jpeg(&mut self.decoder, &frame.jpeg),
-            None => self.decoder.decode(&frame.jpeg),
-        }
-        .expect("decodes");
-        self.sink
-            .write(&OutFrame {
+        let out = match &mut self.framer {
+            Some(framer) => OutFrame {
                 jpeg: &frame.jpeg,
-                yuyv: Some(yuyv),
-            })
-            .expect("writes");
+                yuyv: Some(
+                    framer
+                        .frame_jpeg(&mut self.decoder, &frame.jpeg)
+                        .expect("frames"),
+                ),
+                planar: None,
+            },
+            None => OutFrame {
+                jpeg: &frame.jpeg,
+                yuyv: None,
+                planar: Some(self.decoder.decode_planar(&frame.jpeg).expect("decodes")),
+            },
+        };
+        self.sink.write(&out).expect("writes");
         self.reassembler.recycle(frame.jpeg);
     }
 }

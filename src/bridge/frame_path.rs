@@ -243,6 +243,7 @@ impl FramePath {
             Some(pictures) => OutFrame {
                 jpeg: pictures.idle(due),
                 yuyv: None,
+                planar: None,
             },
             None => {
                 let picture: &YuyvFrame = match due {
@@ -252,6 +253,7 @@ impl FramePath {
                 OutFrame {
                     jpeg: &[],
                     yuyv: Some(picture),
+                    planar: None,
                 }
             }
         };
@@ -307,23 +309,42 @@ impl FramePath {
             self.drop_frame(&e);
             return Ok(Step::Continue);
         }
+        // The picture in the form the sink takes: a camera's framed YUYV, the decoder's
+        // YUYV or planes, or nothing for pass-through outputs.
+        let mut out = OutFrame {
+            jpeg,
+            yuyv: None,
+            planar: None,
+        };
         let decoded = match &mut self.camera {
             // A JPEG camera takes the frame as is; the sink checks its size.
-            Some(Camera { jpeg: Some(_), .. }) => None,
-            Some(camera) => Some(camera.framer.frame_jpeg(&mut self.decoder, jpeg)),
-            None if self.sink.needs_yuyv() => Some(self.decoder.decode(jpeg)),
-            None => None,
+            Some(Camera { jpeg: Some(_), .. }) => Ok(false),
+            Some(camera) => camera
+                .framer
+                .frame_jpeg(&mut self.decoder, jpeg)
+                .map(|picture| {
+                    out.yuyv = Some(picture);
+                    true
+                }),
+            None if self.sink.needs_planar() => self.decoder.decode_planar(jpeg).map(|picture| {
+                out.planar = Some(picture);
+                true
+            }),
+            None if self.sink.needs_yuyv() => self.decoder.decode(jpeg).map(|picture| {
+                out.yuyv = Some(picture);
+                true
+            }),
+            None => Ok(false),
         };
-        let was_decoded = decoded.is_some();
-        let yuyv = match decoded.transpose() {
-            Ok(picture) => picture,
+        let was_decoded = match decoded {
+            Ok(decoded) => decoded,
             Err(e) => {
                 self.drop_frame(&e);
                 // Never a snapshot: pending presses wait for a frame that decodes.
                 return Ok(Step::Continue);
             }
         };
-        let accepted = match self.sink.write(&OutFrame { jpeg, yuyv }) {
+        let accepted = match self.sink.write(&out) {
             Ok(()) => {
                 let written_at = Instant::now();
                 self.stats
@@ -830,6 +851,60 @@ mod tests {
         jpeg.truncate(sos);
         jpeg.extend_from_slice(&[0xFF, 0xD9]);
         jpeg
+    }
+
+    /// A stream output (no fixed geometry) that takes planes, as y4m does.
+    struct FakePlanarStream {
+        written: Arc<Mutex<Vec<crate::picture::decode::Planar422Frame>>>,
+    }
+
+    impl Sink for FakePlanarStream {
+        fn describe(&self) -> String {
+            "fake planar stream".into()
+        }
+        fn needs_yuyv(&self) -> bool {
+            false
+        }
+        fn needs_planar(&self) -> bool {
+            true
+        }
+        fn write(&mut self, frame: &OutFrame<'_>) -> Result<(), SinkError> {
+            assert!(frame.yuyv.is_none(), "a planar sink gets no YUYV");
+            let planar = frame.planar.expect("a planar sink gets planes");
+            self.written.lock().unwrap().push(planar.clone());
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), SinkError> {
+            Ok(())
+        }
+    }
+
+    /// A planar sink gets the decoder's planes of every frame that decodes; a frame that
+    /// does not is counted as undecodable and never reaches it.
+    #[test]
+    fn a_planar_sink_gets_the_decoders_planes_and_no_undecodable_frame() {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let mut path = camera_path(Arc::new(Mutex::new(Vec::new())));
+        path.camera = None;
+        path.sink = Box::new(FakePlanarStream {
+            written: written.clone(),
+        });
+        let stats = path.stats.clone();
+        let running = Observed::start(path);
+        let good = crate::picture::decode::solid_jpeg(33, 20, 200);
+        feed(&running, &stats, good.clone());
+        feed(&running, &stats, undecodable_jpeg());
+        feed(&running, &stats, good.clone());
+        running.stop();
+        let expected = Decoder::new()
+            .decode_planar(&good)
+            .expect("decodes")
+            .clone();
+        assert_eq!(*written.lock().unwrap(), vec![expected.clone(), expected]);
+        assert_eq!(
+            (read(&stats.frames_written), read(&stats.decode_errors)),
+            (2, 1)
+        );
     }
 
     fn snapshot_files(dir: &std::path::Path) -> Vec<Vec<u8>> {

@@ -2,8 +2,9 @@
 //!
 //! A sink is opened once at startup from a [`SinkSpec`] (parsed from the command line,
 //! e.g. `y4m:-`), then gets every frame as an [`OutFrame`]: the original JPEG bytes and,
-//! when the sink asked for it with [`Sink::needs_yuyv`], the decoded YUYV picture. The
-//! pipeline skips decoding when no sink needs YUYV. The v4l2loopback sink (`v4l2`) has a
+//! when the sink asked for it with [`Sink::needs_yuyv`] or [`Sink::needs_planar`], the
+//! decoded picture, packed YUYV or planar 4:2:2. The pipeline skips decoding when no sink
+//! needs a picture. The v4l2loopback sink (`v4l2`) has a
 //! fixed geometry from startup ([`Sink::fixed_geometry`]): the pipeline scales to it.
 //! With `format = "mjpeg"` it takes the scope's JPEGs as they are instead (it does not
 //! need YUYV): the pipeline then decodes nothing and gives it idle frames as JPEG too.
@@ -18,7 +19,7 @@ pub use null::NullSink;
 pub use v4l2::{V4l2Error, V4l2Sink};
 pub use y4m::Y4mSink;
 
-use crate::picture::decode::YuyvFrame;
+use crate::picture::decode::{Planar422Frame, YuyvFrame};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -32,6 +33,8 @@ pub struct OutFrame<'a> {
     pub jpeg: &'a [u8],
     /// The decoded picture; `None` when no sink needs it (or decoding was skipped).
     pub yuyv: Option<&'a YuyvFrame>,
+    /// The decoded picture as planes, for sinks that ask with [`Sink::needs_planar`].
+    pub planar: Option<&'a Planar422Frame>,
 }
 
 /// One output of the bridge.
@@ -40,6 +43,11 @@ pub trait Sink: Send {
     fn describe(&self) -> String;
     /// Whether this sink needs decoded YUYV (false = the pipeline may skip decoding).
     fn needs_yuyv(&self) -> bool;
+    /// Whether this sink takes the decoded picture as planar 4:2:2 instead (a stream
+    /// output: cameras, which have a fixed geometry, get YUYV).
+    fn needs_planar(&self) -> bool {
+        false
+    }
     /// Write one frame. [`SinkError::GeometryChanged`] and [`SinkError::MissingYuyv`]
     /// concern this frame only: the sink stays usable. [`SinkError::Closed`] means stop.
     fn write(&mut self, frame: &OutFrame<'_>) -> Result<(), SinkError>;
@@ -212,11 +220,11 @@ pub enum SinkError {
         len: usize,
         limit: usize,
     },
-    /// The pipeline did not decode a frame for a sink that needs YUYV (a pipeline bug).
-    #[error("{target} needs decoded YUYV but the frame came without it; frame skipped")]
+    /// The pipeline did not decode a frame for a sink that needs a picture (a pipeline bug).
+    #[error("{target} needs a decoded picture but the frame came without it; frame skipped")]
     MissingYuyv { target: String },
-    /// A YUYV frame whose buffer does not match its stated size (a decoder bug).
-    #[error("{target}: YUYV frame of {width}x{height} has {len} bytes instead of {expected}")]
+    /// A decoded frame whose buffer does not match its stated size (a decoder bug).
+    #[error("{target}: decoded frame of {width}x{height} has {len} bytes instead of {expected}")]
     BadFrame {
         target: String,
         width: u32,

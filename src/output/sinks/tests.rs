@@ -1,14 +1,18 @@
 use super::*;
 use std::io;
 
+/// `2 * width * height` distinct-looking samples: the bytes of a 4:2:2 picture.
+fn samples(width: u32, height: u32, seed: u8) -> Vec<u8> {
+    (0..(width * 2 * height) as usize)
+        .map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed))
+        .collect()
+}
+
 fn frame(width: u32, height: u32, seed: u8) -> YuyvFrame {
-    let len = (width * 2 * height) as usize;
     YuyvFrame {
         width,
         height,
-        data: (0..len)
-            .map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed))
-            .collect(),
+        data: samples(width, height, seed),
     }
 }
 
@@ -16,6 +20,23 @@ fn out_frame<'a>(jpeg: &'a [u8], yuyv: &'a YuyvFrame) -> OutFrame<'a> {
     OutFrame {
         jpeg,
         yuyv: Some(yuyv),
+        planar: None,
+    }
+}
+
+fn planar(width: u32, height: u32, seed: u8) -> Planar422Frame {
+    Planar422Frame {
+        width,
+        height,
+        data: samples(width, height, seed),
+    }
+}
+
+fn planar_out<'a>(jpeg: &'a [u8], planar: &'a Planar422Frame) -> OutFrame<'a> {
+    OutFrame {
+        jpeg,
+        yuyv: None,
+        planar: Some(planar),
     }
 }
 
@@ -38,20 +59,12 @@ fn parse_y4m(bytes: &[u8], width: usize, height: usize) -> (String, Vec<[Vec<u8>
     (header, frames)
 }
 
-fn deinterleave(yuyv: &[u8]) -> [Vec<u8>; 3] {
-    [
-        yuyv.iter().step_by(2).copied().collect(),
-        yuyv.iter().skip(1).step_by(4).copied().collect(),
-        yuyv.iter().skip(3).step_by(4).copied().collect(),
-    ]
-}
-
 fn file_spec(dir: &tempfile::TempDir, name: &str, kind: fn(OutputPath) -> SinkSpec) -> SinkSpec {
     kind(OutputPath::File(dir.path().join(name)))
 }
 
 #[test]
-fn y4m_header_and_planes_parse_back_to_the_yuyv_samples() {
+fn y4m_header_and_planes_parse_back_to_the_decoded_planes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let spec = file_spec(&dir, "out.y4m", SinkSpec::Y4m);
     let mut sink = open(
@@ -62,10 +75,10 @@ fn y4m_header_and_planes_parse_back_to_the_yuyv_samples() {
         },
     )
     .expect("opens");
-    assert!(sink.needs_yuyv());
-    let frames = [frame(6, 4, 1), frame(6, 4, 99)];
+    assert!(sink.needs_planar() && !sink.needs_yuyv());
+    let frames = [planar(6, 4, 1), planar(6, 4, 99)];
     for f in &frames {
-        sink.write(&out_frame(b"jpeg", f)).expect("writes");
+        sink.write(&planar_out(b"jpeg", f)).expect("writes");
     }
     drop(sink);
     let bytes = std::fs::read(dir.path().join("out.y4m")).expect("readable");
@@ -76,7 +89,8 @@ fn y4m_header_and_planes_parse_back_to_the_yuyv_samples() {
     );
     assert_eq!(planes.len(), 2);
     for (got, f) in planes.iter().zip(&frames) {
-        assert_eq!(got, &deinterleave(&f.data));
+        let (y, u, v) = f.planes();
+        assert_eq!(got, &[y.to_vec(), u.to_vec(), v.to_vec()]);
     }
 }
 
@@ -85,9 +99,9 @@ fn y4m_refuses_a_size_change_but_keeps_writing_the_original_size() {
     let dir = tempfile::tempdir().expect("temp dir");
     let spec = file_spec(&dir, "out.y4m", SinkSpec::Y4m);
     let mut sink = open(&spec, &SinkOptions::default()).expect("opens");
-    let (small, big) = (frame(4, 2, 0), frame(8, 2, 0));
-    sink.write(&out_frame(b"", &small)).expect("first frame");
-    let err = sink.write(&out_frame(b"", &big)).expect_err("size change");
+    let (small, big) = (planar(4, 2, 0), planar(8, 2, 0));
+    sink.write(&planar_out(b"", &small)).expect("first frame");
+    let err = sink.write(&planar_out(b"", &big)).expect_err("size change");
     assert!(
         matches!(
             err,
@@ -101,7 +115,7 @@ fn y4m_refuses_a_size_change_but_keeps_writing_the_original_size() {
         ),
         "{err}"
     );
-    sink.write(&out_frame(b"", &small))
+    sink.write(&planar_out(b"", &small))
         .expect("original size still accepted");
     drop(sink);
     let bytes = std::fs::read(dir.path().join("out.y4m")).expect("readable");
@@ -122,12 +136,24 @@ fn y4m_without_a_decoded_frame_is_an_error_not_a_panic() {
         .write(&OutFrame {
             jpeg: b"",
             yuyv: None,
+            planar: None,
         })
-        .expect_err("no YUYV");
+        .expect_err("no picture");
     assert!(matches!(err, SinkError::MissingYuyv { .. }), "{err}");
-    let mut bad = frame(4, 2, 0);
+    // A YUYV picture is not what y4m takes either.
+    let err = sink
+        .write(&out_frame(b"", &frame(4, 2, 0)))
+        .expect_err("YUYV instead of planes");
+    assert!(matches!(err, SinkError::MissingYuyv { .. }), "{err}");
+    let mut bad = planar(4, 2, 0);
     bad.data.pop();
-    let err = sink.write(&out_frame(b"", &bad)).expect_err("short buffer");
+    let err = sink
+        .write(&planar_out(b"", &bad))
+        .expect_err("short buffer");
+    assert!(matches!(err, SinkError::BadFrame { .. }), "{err}");
+    let err = sink
+        .write(&planar_out(b"", &planar(3, 2, 0)))
+        .expect_err("odd width");
     assert!(matches!(err, SinkError::BadFrame { .. }), "{err}");
 }
 
@@ -150,7 +176,9 @@ fn a_vanished_reader_is_reported_as_closed() {
         "y4m to stdout".into(),
         &SinkOptions::default(),
     );
-    let err = y4m.write(&out_frame(b"x", &f)).expect_err("EPIPE");
+    let err = y4m
+        .write(&planar_out(b"x", &planar(4, 2, 0)))
+        .expect_err("EPIPE");
     assert!(matches!(err, SinkError::Closed { .. }), "{err}");
     let mut mjpeg = MjpegSink::new(Box::new(BrokenPipe), "mjpeg to stdout".into());
     let err = mjpeg.write(&out_frame(b"x", &f)).expect_err("EPIPE");
@@ -169,7 +197,12 @@ fn mjpeg_output_is_the_concatenated_input() {
     assert!(!sink.needs_yuyv());
     let jpegs: [&[u8]; 3] = [b"\xFF\xD8first\xFF\xD9", b"\xFF\xD8second\xFF\xD9", b""];
     for jpeg in jpegs {
-        sink.write(&OutFrame { jpeg, yuyv: None }).expect("writes");
+        sink.write(&OutFrame {
+            jpeg,
+            yuyv: None,
+            planar: None,
+        })
+        .expect("writes");
     }
     sink.flush().expect("flushes");
     let bytes = std::fs::read(dir.path().join("out.mjpeg")).expect("readable");
@@ -183,6 +216,7 @@ fn null_discards_and_needs_nothing() {
     sink.write(&OutFrame {
         jpeg: b"x",
         yuyv: None,
+        planar: None,
     })
     .expect("discards");
     sink.flush().expect("flushes");
