@@ -10,8 +10,9 @@
 #            the bridge's whole process CPU (user + system, from getrusage of the child:
 #            start-up, sockets, reassembly, decode, conversion, y4m writing);
 #   ffmpeg:  `ffmpeg -threads 1 -f mjpeg -i F -f null -`, its whole process CPU the same way.
-# Prints CPU ms per frame for each round, then the medians and their ratio. Only loopback
-# is used. Figures move between runs on shared machines: read the ratio of one run.
+# Prints CPU ms per frame for each round and the bridge's peak resident memory, then the
+# medians and the CPU ratio. Only loopback is used. Figures move between runs on shared
+# machines: read the ratio of one run.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -29,13 +30,14 @@ fi
 cargo build --release --quiet
 bin=target/release/scopecam
 
-# CPU seconds (user + system) of one command run to completion, from getrusage.
+# CPU seconds (user + system) and peak RSS (KiB) of one command run to completion, from
+# getrusage.
 cpu_of() {
     python3 - "$@" <<'EOF'
 import resource, subprocess, sys
 subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 r = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(r.ru_utime + r.ru_stime)
+print(r.ru_utime + r.ru_stime, r.ru_maxrss)
 EOF
 }
 
@@ -57,19 +59,24 @@ bridge_cpu() {
 
 ffmpeg_cpu() { cpu_of ffmpeg -nostdin -threads 1 -f mjpeg -i "$file" -f null -; }
 
-ms() { awk -v s="$1" -v n="$frames" 'BEGIN { printf "%.3f", s * 1000 / n }'; }
+# "CPU RSS" -> CPU ms per frame; -> RSS in MiB.
+ms() { awk -v s="${1% *}" -v n="$frames" 'BEGIN { printf "%.3f", s * 1000 / n }'; }
+mib() { awk -v k="${1#* }" 'BEGIN { printf "%.1f", k / 1024 }'; }
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 echo "$size at $fps fps, $frames frames a run, $rounds rounds; CPU ms per frame (whole process)"
-printf '%-6s %12s %12s\n' round "bridge y4m" "ffmpeg -f null"
-b_all=() f_all=()
+printf '%-6s %12s %12s %16s\n' round "bridge y4m" "ffmpeg -f null" "bridge RSS MiB"
+b_all=() f_all=() r_all=()
 for ((i = 1; i <= rounds; i++)); do
-    b=$(ms "$(bridge_cpu)")
+    bridge=$(bridge_cpu)
+    b=$(ms "$bridge")
+    r=$(mib "$bridge")
     f=$(ms "$(ffmpeg_cpu)")
-    b_all+=("$b") f_all+=("$f")
-    printf '%-6s %12s %12s\n' "$i" "$b" "$f"
+    b_all+=("$b") f_all+=("$f") r_all+=("$r")
+    printf '%-6s %12s %12s %16s\n' "$i" "$b" "$f" "$r"
 done
 b_med=$(printf '%s\n' "${b_all[@]}" | median)
 f_med=$(printf '%s\n' "${f_all[@]}" | median)
-printf '%-6s %12s %12s   bridge / ffmpeg = %s\n' median "$b_med" "$f_med" \
+r_med=$(printf '%s\n' "${r_all[@]}" | median)
+printf '%-6s %12s %12s %16s   bridge / ffmpeg = %s\n' median "$b_med" "$f_med" "$r_med" \
     "$(awk -v a="$b_med" -v b="$f_med" 'BEGIN { printf "%.2fx", a / b }')"

@@ -2,8 +2,9 @@
 //!
 //! `cargo run --release --example convert_timing -- FRAME.jpg`
 //! Prints ms per frame for: bare RGB decode, bare YCbCr decode, yuvutils RGB->YUYV,
-//! a scalar table YCbCr->YUYV range-squeeze pack (the alternative that lost), and the
-//! in-crate `Decoder`.
+//! yuvutils RGB->planar 4:2:2 alone (what the y4m output needs), a scalar table
+//! YCbCr->YUYV range-squeeze pack (the alternative that lost), and the in-crate `Decoder`
+//! to YUYV and to planes.
 use std::time::{Duration, Instant};
 use yuvutils_rs::{
     BufferStoreMut, YuvConversionMode, YuvPackedImageMut, YuvPlanarImage, YuvPlanarImageMut,
@@ -141,12 +142,36 @@ fn main() {
         };
         yuvutils_rs::yuv422_to_yuyv422(&mut packed, &src).expect("pack");
     });
+    let t_planes = best_of(runs, || {
+        let mut planar = YuvPlanarImageMut {
+            y_plane: BufferStoreMut::Borrowed(&mut yp),
+            y_stride: w,
+            u_plane: BufferStoreMut::Borrowed(&mut up),
+            u_stride: w / 2,
+            v_plane: BufferStoreMut::Borrowed(&mut vp),
+            v_stride: w / 2,
+            width: w,
+            height: h,
+        };
+        yuvutils_rs::rgb_to_yuv422(
+            &mut planar,
+            &rgb,
+            w * 3,
+            YuvRange::Limited,
+            YuvStandardMatrix::Bt601,
+            YuvConversionMode::Balanced,
+        )
+        .expect("rgb_to_yuv422");
+    });
     let t_pack = best_of(runs, || {
         pack_ycbcr_full_to_yuyv_limited(&ycc, w as usize, &mut yuyv)
     });
     let mut dec = scopecam::picture::decode::Decoder::new();
     let t_crate = best_of(runs, || {
         dec.decode(&jpeg).expect("crate decode");
+    });
+    let t_crate_planar = best_of(runs, || {
+        dec.decode_planar(&jpeg).expect("crate planar decode");
     });
     println!(
         "{w}x{h}, {} bytes, ms per frame (best of 3 x {runs}):",
@@ -155,11 +180,16 @@ fn main() {
     println!("  zune decode to RGB            {t_rgb:.3}");
     println!("  zune decode to YCbCr          {t_ycc:.3}");
     println!("  yuvutils RGB->422p->YUYV      {t_yuvutils:.3}");
+    println!("  yuvutils RGB->422p alone      {t_planes:.3}");
     println!("  scalar YCbCr->YUYV pack       {t_pack:.3}");
     println!("  RGB path total                {:.3}", t_rgb + t_yuvutils);
     println!("  YCbCr path total              {:.3}", t_ycc + t_pack);
     println!(
         "  scopecam Decoder::decode      {t_crate:.3}  ({:.2}x bare RGB decode)",
         t_crate / t_rgb
+    );
+    println!(
+        "  scopecam Decoder::decode_planar {t_crate_planar:.3}  ({:.2}x bare RGB decode)",
+        t_crate_planar / t_rgb
     );
 }
