@@ -95,25 +95,51 @@ pub fn button(data: &[u8]) {
 }
 
 /// JPEG decode and conversion as the frame path runs them: the bare decoder
-/// to YUYV, and the framer (rotation, mirror, scaling, letterbox) into a
-/// fixed camera size. The first byte picks the placement; the rest is the
-/// JPEG. Seeded with real scope-like frames (fuzz/corpus/decode).
+/// to YUYV and to planes (the y4m output), and the framer (rotation, mirror,
+/// scaling, letterbox) into a fixed camera size. The first byte picks the
+/// placement; the rest is the JPEG. Seeded with real scope-like frames
+/// (fuzz/corpus/decode).
 ///
 /// What must hold: no panic escapes (the decoder contains zune-jpeg's own);
 /// a decoded frame has an even width, at most MAX_SCOPE_WIDTH x MAX_SCOPE_HEIGHT, and exactly
-/// width * 2 * height bytes; a framed picture always has the camera's size.
+/// width * 2 * height bytes; the planes decode exactly when the YUYV picture
+/// does and hold its samples; a framed picture always has the camera's size.
 pub fn decode(data: &[u8]) {
     let Some((&choice, jpeg)) = data.split_first() else {
         return;
     };
     let mut decoder = Decoder::new();
-    if let Ok(frame) = decoder.decode(jpeg) {
+    let yuyv = decoder.decode(jpeg).ok().cloned();
+    if let Some(frame) = &yuyv {
         assert_eq!(frame.width % 2, 0);
         assert!(frame.width <= MAX_SCOPE_WIDTH && frame.height <= MAX_SCOPE_HEIGHT);
         assert_eq!(
             frame.data.len(),
             frame.width as usize * 2 * frame.height as usize
         );
+    }
+    match (decoder.decode_planar(jpeg), &yuyv) {
+        (Ok(planar), Some(frame)) => {
+            assert_eq!((planar.width, planar.height), (frame.width, frame.height));
+            let (y, u, v) = planar.planes();
+            assert!(y.iter().copied().eq(frame.data.iter().step_by(2).copied()));
+            assert!(
+                u.iter()
+                    .copied()
+                    .eq(frame.data.iter().skip(1).step_by(4).copied())
+            );
+            assert!(
+                v.iter()
+                    .copied()
+                    .eq(frame.data.iter().skip(3).step_by(4).copied())
+            );
+        }
+        (Err(_), None) => {}
+        (planar, yuyv) => panic!(
+            "planes decoded: {}, YUYV decoded: {}",
+            planar.is_ok(),
+            yuyv.is_some()
+        ),
     }
     let output = Geometry {
         width: 64 + 2 * u32::from(choice & 0x1F),
