@@ -6,6 +6,12 @@
 //!   zune decode to RGB 1.20 | zune decode to YCbCr 1.24
 //!   yuvutils RGB -> 4:2:2 planar -> YUYV 0.20 | scalar table YCbCr -> YUYV pack 0.51
 //!   => RGB + yuvutils 1.40 vs YCbCr + table pack 1.75: keep RGB + yuvutils.
+//!
+//! The y4m output takes yuvutils' planes as they are ([`rgb_to_planar422_limited`]). The
+//! alternative there, zune-jpeg's YCbCr range-squeezed into planes by a loop compiled for
+//! AVX2, lost in the whole bridge (720p, 60 fps, `bench/y4m.sh`'s rounds, three each, one
+//! run): 2.44-2.54 ms CPU a frame against 2.17-2.40 ms through RGB, because zune-jpeg
+//! 0.5.15 copies YCbCr out with a scalar loop where its RGB conversion uses AVX2.
 
 use super::DecodeError;
 use yuvutils_rs::{
