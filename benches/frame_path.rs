@@ -225,6 +225,17 @@ fn decode(c: &mut Criterion, frames: &[TestFrame]) {
         group.bench_function(BenchmarkId::new("yuyv", &frame.name), |b| {
             b.iter(|| black_box(decoder.decode(&frame.jpeg).expect("decodes").data.len()))
         });
+        group.bench_function(BenchmarkId::new("planar", &frame.name), |b| {
+            b.iter(|| {
+                black_box(
+                    decoder
+                        .decode_planar(&frame.jpeg)
+                        .expect("decodes")
+                        .data
+                        .len(),
+                )
+            })
+        });
         group.bench_function(BenchmarkId::new("rgb", &frame.name), |b| {
             b.iter(|| {
                 black_box(
