@@ -33,6 +33,29 @@ fn decode(jpeg: &[u8], cs: ColorSpace, out: &mut [u8]) {
     d.decode_into(out).expect("decode");
 }
 
+/// yuvutils' RGB -> limited-range planar 4:2:2, as the crate's decoder calls it.
+fn rgb_to_planes(rgb: &[u8], w: u32, h: u32, (y, u, v): (&mut [u8], &mut [u8], &mut [u8])) {
+    let mut planar = YuvPlanarImageMut {
+        y_plane: BufferStoreMut::Borrowed(y),
+        y_stride: w,
+        u_plane: BufferStoreMut::Borrowed(u),
+        u_stride: w / 2,
+        v_plane: BufferStoreMut::Borrowed(v),
+        v_stride: w / 2,
+        width: w,
+        height: h,
+    };
+    yuvutils_rs::rgb_to_yuv422(
+        &mut planar,
+        rgb,
+        w * 3,
+        YuvRange::Limited,
+        YuvStandardMatrix::Bt601,
+        YuvConversionMode::Balanced,
+    )
+    .expect("rgb_to_yuv422");
+}
+
 /// The measured alternative: full-range YCbCr -> limited YUYV through two tables.
 static LUMA: [u8; 256] = table(219, 16);
 static CHROMA: [u8; 256] = table(224, 16);
@@ -105,25 +128,7 @@ fn main() {
     let t_rgb = best_of(runs, || decode(&jpeg, ColorSpace::RGB, &mut rgb));
     let t_ycc = best_of(runs, || decode(&jpeg, ColorSpace::YCbCr, &mut ycc));
     let t_yuvutils = best_of(runs, || {
-        let mut planar = YuvPlanarImageMut {
-            y_plane: BufferStoreMut::Borrowed(&mut yp),
-            y_stride: w,
-            u_plane: BufferStoreMut::Borrowed(&mut up),
-            u_stride: w / 2,
-            v_plane: BufferStoreMut::Borrowed(&mut vp),
-            v_stride: w / 2,
-            width: w,
-            height: h,
-        };
-        yuvutils_rs::rgb_to_yuv422(
-            &mut planar,
-            &rgb,
-            w * 3,
-            YuvRange::Limited,
-            YuvStandardMatrix::Bt601,
-            YuvConversionMode::Balanced,
-        )
-        .expect("rgb_to_yuv422");
+        rgb_to_planes(&rgb, w, h, (&mut yp, &mut up, &mut vp));
         let src = YuvPlanarImage {
             y_plane: &yp,
             y_stride: w,
@@ -143,25 +148,7 @@ fn main() {
         yuvutils_rs::yuv422_to_yuyv422(&mut packed, &src).expect("pack");
     });
     let t_planes = best_of(runs, || {
-        let mut planar = YuvPlanarImageMut {
-            y_plane: BufferStoreMut::Borrowed(&mut yp),
-            y_stride: w,
-            u_plane: BufferStoreMut::Borrowed(&mut up),
-            u_stride: w / 2,
-            v_plane: BufferStoreMut::Borrowed(&mut vp),
-            v_stride: w / 2,
-            width: w,
-            height: h,
-        };
-        yuvutils_rs::rgb_to_yuv422(
-            &mut planar,
-            &rgb,
-            w * 3,
-            YuvRange::Limited,
-            YuvStandardMatrix::Bt601,
-            YuvConversionMode::Balanced,
-        )
-        .expect("rgb_to_yuv422");
+        rgb_to_planes(&rgb, w, h, (&mut yp, &mut up, &mut vp))
     });
     let t_pack = best_of(runs, || {
         pack_ycbcr_full_to_yuyv_limited(&ycc, w as usize, &mut yuyv)
