@@ -8,10 +8,12 @@
 //!   => RGB + yuvutils 1.40 vs YCbCr + table pack 1.75: keep RGB + yuvutils.
 //!
 //! The y4m output takes yuvutils' planes as they are ([`rgb_to_planar422_limited`]). The
-//! alternative there, zune-jpeg's YCbCr range-squeezed into planes by a loop compiled for
-//! AVX2, lost in the whole bridge (720p, 60 fps, `bench/y4m.sh`'s rounds, three each, one
-//! run): 2.44-2.54 ms CPU a frame against 2.17-2.40 ms through RGB, because zune-jpeg
-//! 0.5.15 copies YCbCr out with a scalar loop where its RGB conversion uses AVX2.
+//! alternative there, zune-jpeg's YCbCr range-squeezed into planes by hand, lost in the
+//! whole bridge (720p, 60 fps, `bench/y4m.sh`'s rounds side by side, one run each, CPU ms a
+//! frame): with a loop compiled for AVX2, 2.44-2.54 against 2.17-2.40 through RGB (three
+//! rounds); with an SSSE3 shuffle kernel, 2.68-3.10 against 2.57-2.86 (five rounds).
+//! zune-jpeg 0.5.15 copies YCbCr out with a scalar loop where its RGB conversion uses AVX2,
+//! and that copy alone costs what RGB + yuvutils cost.
 
 use super::DecodeError;
 use yuvutils_rs::{
