@@ -12,6 +12,9 @@
 #     --results DIR        host dir for results (default: a fresh
 #                          target/vm/results/system-<timestamp>-<pid>)
 #     --timeout SECS       whole-VM wall clock limit, default 480
+#     --root DIR           the Debian root to boot, default target/vm/system-root
+#                          (target/vm/system-root-pipewire-stable: setup.sh with
+#                          SCOPECAM_VM_PIPEWIRE=stable)
 #
 # Needs: sudo tests/vm/setup.sh, then sudo tests/vm/system/setup.sh (the
 # Debian root in target/vm/system-root). Results dir afterwards: console.log
@@ -48,7 +51,8 @@ while (($#)); do
         --env) ENVS+=("$2"); shift 2 ;;
         --results) RESULTS="$2"; shift 2 ;;
         --timeout) TIMEOUT="$2"; shift 2 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        --root) ROOT=$(realpath "$2"); shift 2 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         --) shift; break ;;
         -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
         *) break ;;

@@ -4,8 +4,9 @@
 # so it cannot test a udev rule starting a systemd unit).
 #
 #   sudo tests/vm/system/setup.sh        # needs tests/vm/setup.sh done first
+#   sudo SCOPECAM_VM_PIPEWIRE=stable tests/vm/system/setup.sh
 #
-# Result: target/vm/system-root/ (git-ignored, ~700 MB on disk, most of it the
+# Result: target/vm/system-root/ (git-ignored, ~750 MB on disk, most of it the
 # guest kernel's modules). Cached: rebuilt only when this script, the guest
 # kernel or a v4l2loopback build changes, so a second run takes well under a
 # second. The guest never writes to it: run.sh serves it read-only over 9p
@@ -14,6 +15,13 @@
 # Env: SCOPECAM_VM_MIRROR=URL  Debian mirror (default: the one in this
 #                              machine's apt sources, ../debian-mirror.sh)
 #      SCOPECAM_VM_FORCE=1     rebuild even if cached
+#      SCOPECAM_VM_PIPEWIRE=backports (default) | stable
+#                              the desktop camera stack (PipeWire, WirePlumber,
+#                              gst-pipewire): from <suite>-backports (PipeWire
+#                              1.4, as current desktops have it), or the
+#                              suite's own (PipeWire 0.3.65, WirePlumber 0.4)
+#                              into a second root, target/vm/system-root-pipewire-stable
+#                              (run.sh --root target/vm/system-root-pipewire-stable)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -21,8 +29,13 @@ REPO=$(cd "$HERE/../../.." && pwd)
 # shellcheck source=tests/vm/debian-mirror.sh
 source "$HERE/../debian-mirror.sh"
 OUT="$REPO/target/vm"
-ROOT="$OUT/system-root"
 SUITE=bookworm
+PIPEWIRE=${SCOPECAM_VM_PIPEWIRE:-backports}
+case "$PIPEWIRE" in
+    backports) ROOT="$OUT/system-root" ;;
+    stable) ROOT="$OUT/system-root-pipewire-stable" ;;
+    *) echo "setup.sh: SCOPECAM_VM_PIPEWIRE must be backports or stable, not '$PIPEWIRE'" >&2; exit 2 ;;
+esac
 
 [[ $(id -u) == 0 ]] || { echo "setup.sh: run as root (debootstrap needs it)" >&2; exit 1; }
 KVER=$(cat "$OUT/kernel-version" 2>/dev/null || true)
@@ -32,7 +45,7 @@ DEFAULT_KO="$OUT/modules/0.12.7/v4l2loopback.ko"
 [[ -f "$DEFAULT_KO" ]] || { echo "setup.sh: no $DEFAULT_KO; run tests/vm/setup.sh first" >&2; exit 1; }
 
 # The cache key covers everything that ends up in the root.
-key=$( { cat "$0"; echo "$KVER"; sha256sum "$DEFAULT_KO"; } | sha256sum | cut -c1-16)
+key=$( { cat "$0"; echo "$KVER"; echo "$PIPEWIRE"; sha256sum "$DEFAULT_KO"; } | sha256sum | cut -c1-16)
 if [[ "${SCOPECAM_VM_FORCE:-0}" != 1 && -f "$ROOT/etc/scopecam-vm-key" \
       && $(cat "$ROOT/etc/scopecam-vm-key") == "$key" ]]; then
     echo "system-root: cached ($ROOT, key $key)"
@@ -152,18 +165,31 @@ step_end
 # user@1000.service (and its D-Bus) run without a login; in the video group,
 # since a headless VM has no seat whose active session would get the udev
 # "uaccess" ACL on /dev/video* as a desktop login does.
+# PipeWire from <suite>-backports by default: bookworm's own 0.3.65 (like every
+# PipeWire before 1.1.81) cannot stream from v4l2loopback at all, and the
+# backport is the 1.x that current desktops run (docs/desktop.md).
 DESKTOP_PKGS="pipewire pipewire-bin wireplumber gstreamer1.0-pipewire gstreamer1.0-tools"
 DESKTOP_PKGS+=" gstreamer1.0-plugins-base dbus-user-session libpam-systemd"
-step_start "desktop camera stack: $DESKTOP_PKGS"
+PW_RELEASE=()
+if [[ $PIPEWIRE == backports ]]; then
+    echo "deb $mirror $SUITE-backports main" > "$NEW/etc/apt/sources.list.d/backports.list"
+    PW_RELEASE=(-t "$SUITE-backports")
+fi
+step_start "desktop camera stack ($PIPEWIRE): $DESKTOP_PKGS"
 mkdir -p "$NEW/var/cache/apt/archives/partial"
 mount --bind "$OUT/debootstrap-cache" "$NEW/var/cache/apt/archives"
 mkdir -p "$OUT/debootstrap-cache/partial"
 desktop_ok=0
 chroot "$NEW" apt-get update -qq >> "$OUT/debootstrap.log" 2>&1 \
     && chroot "$NEW" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        $DESKTOP_PKGS >> "$OUT/debootstrap.log" 2>&1 && desktop_ok=1
+        "${PW_RELEASE[@]}" $DESKTOP_PKGS >> "$OUT/debootstrap.log" 2>&1 && desktop_ok=1
 umount "$NEW/var/cache/apt/archives"
 ((desktop_ok)) || { echo "apt-get install of the desktop stack failed; see $OUT/debootstrap.log" >&2; tail -30 "$OUT/debootstrap.log" >&2; exit 1; }
+# The versions the VM tests report (and desktop-camera.sh reads with dpkg).
+chroot "$NEW" dpkg-query -W pipewire-bin wireplumber gstreamer1.0-pipewire
+# The root's apt lists are dropped (the .deb under test is installed with
+# dpkg/apt from a file): no backports source left that could pull in more.
+rm -f "$NEW/etc/apt/sources.list.d/backports.list"
 rm -rf "$NEW/var/lib/apt/lists/"*
 chroot "$NEW" useradd --uid 1000 --create-home --shell /bin/bash --groups video desk
 mkdir -p "$NEW/var/lib/systemd/linger"
