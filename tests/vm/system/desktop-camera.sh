@@ -79,7 +79,8 @@ declare -A SIM_PID=()
 NAMESPACES=()
 on_exit() {
     local rc=$?
-    if ((fails > 0 || rc != 0)); then
+    ((rc == 0 || fails > 0)) || fails=1
+    if ((fails > 0)); then
         echo
         echo "== journal excerpts (whole journal: journal.txt in the results dir)"
         journalctl -b --no-pager -o short-monotonic -u 'scopecam@*' | tail -80 || true
@@ -104,7 +105,8 @@ if [[ -n "${SCOPECAM_VM_BIN:-}" ]]; then
     install -m 0755 "$SCOPECAM_VM_BIN" /usr/bin/scopecam
     echo "   /usr/bin/scopecam replaced by $SCOPECAM_VM_BIN"
 fi
-printf 'width = %d\nheight = %d\n' "$W" "$H" >> /etc/scopecam/config.toml
+# The veth has a fixed address, not a lease from the scope: name it a scope link.
+printf 'width = %d\nheight = %d\nscope_interfaces = ["scopea0"]\n' "$W" "$H" >> /etc/scopecam/config.toml
 # scope* veths look like an RTL8152 to udev (test only, see plug-and-play.sh).
 mkdir -p /run/udev/rules.d
 cat > /run/udev/rules.d/79-scopecam-test.rules <<'EOF'
@@ -144,13 +146,14 @@ UNIT=scopecam@scopea0.service
 # active IFACE: the unit is up (READY=1 and ExecStartPost done) and the
 # state file names the camera node; prints the node.
 active_device() {
+    # (Runs in $(...): its failure messages go to stderr, the caller exits.)
     wait_for 90 state_is "$UNIT" active || {
-        bad "$UNIT not active: $(prop "$UNIT" ActiveState)/$(prop "$UNIT" SubState) Result=$(prop "$UNIT" Result)"
+        bad "$UNIT not active: $(prop "$UNIT" ActiveState)/$(prop "$UNIT" SubState) Result=$(prop "$UNIT" Result)" >&2
         return 1
     }
     local dev
     dev=$(grep -o '"device": *"[^"]*"' /run/scopecam/scopea0.json | cut -d'"' -f4)
-    [[ -n "$dev" ]] || { bad "no device in /run/scopecam/scopea0.json"; return 1; }
+    [[ -n "$dev" ]] || { bad "no device in /run/scopecam/scopea0.json" >&2; return 1; }
     echo "$dev"
 }
 

@@ -70,7 +70,8 @@ if [[ -n "${SCOPECAM_VM_BIN:-}" ]]; then
     install -m 0755 "$SCOPECAM_VM_BIN" /usr/bin/scopecam
     echo "   /usr/bin/scopecam replaced by $SCOPECAM_VM_BIN"
 fi
-printf 'width = %d\nheight = %d\n' "$W" "$H" >> /etc/scopecam/config.toml
+# The veths have fixed addresses, not leases from the scope: name them scope links.
+printf 'width = %d\nheight = %d\nscope_interfaces = ["scopea0", "scopeb0"]\n' "$W" "$H" >> /etc/scopecam/config.toml
 mkdir -p /run/udev/rules.d
 cat > /run/udev/rules.d/79-scopecam-test.rules <<'EOF'
 SUBSYSTEM=="net", ACTION!="remove", KERNEL=="scope*", ENV{ID_USB_DRIVER}="r8152", ENV{ID_VENDOR_ID}="0bda", ENV{ID_MODEL_ID}="8152"
