@@ -5,12 +5,14 @@
 #   tests/vm/system/run.sh --deb target/debian/scopecam_<ver>_amd64.deb \
 #       [--v4l2loopback 0.12.7|0.15.x] tests/vm/system/desktop-camera.sh
 #
-# PipeWire 0.3.65 and WirePlumber 0.4.13 run as user services of "desk"
-# (uid 1000, lingering: user@1000.service with its D-Bus, as after a desktop
-# login; setup.sh). Apps that use PipeWire for cameras (GNOME Snapshot,
-# Firefox's camera portal, OBS's PipeWire source) see what `pw-cli ls Node`
-# shows as Video/Source; this script reads frames the way they do, through
-# GStreamer's pipewiresrc, and checks them against the scope's picture.
+# PipeWire and WirePlumber run as user services of "desk" (uid 1000,
+# lingering: user@1000.service with its D-Bus, as after a desktop login;
+# setup.sh): 1.4 and 0.5 from Debian's backports in the default root, 0.3.65
+# and 0.4.13 in the root of SCOPECAM_VM_PIPEWIRE=stable. Apps that use
+# PipeWire for cameras (GNOME Snapshot, Firefox's camera portal, OBS's
+# PipeWire source) see what `pw-cli ls Node` shows as Video/Source; this
+# script reads frames the way they do, through GStreamer's pipewiresrc, and
+# checks them against the scope's picture.
 #
 # Checks, each with a scope plugged in (veth + `scopecam simulate` in a
 # namespace, as plug-and-play.sh; the shipped udev rule starts the unit):
@@ -22,11 +24,15 @@
 #   3. Unplug: the unit stops and PipeWire drops the camera (no stale entry).
 #   4. PipeWire started after the scope (as at login): listed, frames.
 #   5. Unplug and replug with PipeWire running: gone, then back with frames.
+#   6. A PipeWire app and a V4L2 app at once: both get frames on
+#      v4l2loopback 0.12/0.13; from 0.14 the second one gets EBUSY (either
+#      order) and `scopecam status` names the holder.
 #
-# Debian 12's PipeWire 0.3.65 lists the camera but cannot stream from any
-# v4l2loopback node (a PipeWire bug fixed in 1.1.81, see through_pipewire):
+# PipeWire before 1.1.81 (Debian 12's 0.3.65) lists the camera but cannot
+# stream from any v4l2loopback node (a PipeWire bug, see through_pipewire):
 # there, a frame check that fails with exactly that signature is reported
-# as "known", any other failure fails the test.
+# as "known"; any other failure, and any failure on 1.2 and later, fails
+# the test.
 #
 # Env: SCOPECAM_VM_BIN=PATH  replace /usr/bin/scopecam after installing the
 #      .deb (a build of the tree under test without repackaging; the unit and
@@ -86,7 +92,7 @@ on_exit() {
         journalctl -b --no-pager -o short-monotonic -u 'scopecam@*' | tail -80 || true
         echo "-- the desktop user's PipeWire and WirePlumber"
         journalctl -b --no-pager -o short-monotonic _UID=1000 | grep -v 'systemd\[' | tail -40 || true
-        for f in "$R"/gst-*.log; do [[ -f "$f" ]] && { echo "-- $f"; tail -15 "$f"; }; done
+        for f in "$R"/gst-*.log; do [[ -f "$f" ]] && { echo "-- $f"; grep -E "ERROR|format|caps|debug info|stopped" "$f" | tail -15 | cut -c1-300; }; done
     fi
     for p in "${SIM_PID[@]}"; do kill "$p" 2>/dev/null || true; done
     for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
@@ -160,6 +166,36 @@ active_device() {
 # first_pixel FILE OFFSET: the 4 bytes of a YUYV pixel pair, as "y u y v".
 pixels() { od -An -tu1 -j "$2" -N4 "$1" | tr -s ' ' | sed 's/^ //'; }
 
+# pw_read N FILE LOG: an app reading N frames through PipeWire into FILE
+# (desk's: /tmp), pipewiresrc's debug lines (formats offered and chosen) in
+# LOG; true when gst-launch ended after the last frame.
+pw_read_once() {
+    as_desk env GST_DEBUG=pipewiresrc:5 GST_DEBUG_NO_COLOR=1 timeout 120 gst-launch-1.0 -q \
+        pipewiresrc target-object="v4l2:$dev" num-buffers="$1" \
+        ! "video/x-raw,format=YUY2,width=$W,height=$H" ! filesink location="$2" > "$3" 2>&1
+}
+pw_read() {
+    local try
+    for try in 1 2 3 4; do
+        pw_read_once "$@" && return 0
+        # pipewiresrc 1.4 loses its format between PAUSED and PLAYING: the
+        # stream negotiated and streamed, the element deactivated it on
+        # reaching PAUSED (its own "janky" step), the idle camera node was
+        # suspended and the format cleared, and the element ends with
+        # "not-negotiated" or, when the format comes back, "unhandled
+        # format" (the camera is not involved: see docs/desktop.md; reworked
+        # upstream after 1.4). Under TCG it hits
+        # one read in six to four in five, the more the busier the host. An
+        # app would open the camera again; so does this test, at most three
+        # times, and only on exactly that sequence.
+        sed -n '/we got format/,$p' "$3" | sed -n '/clear format/,$p' \
+            | grep -qE 'stream error: unhandled format|reason not-negotiated' || return 1
+        ((try < 4)) || return 1
+        echo "   $(basename "$3" .log): pipewiresrc lost its format between PAUSED and PLAYING (${3%.log}-$try.log); reading again"
+        mv "$3" "${3%.log}-$try.log"
+    done
+}
+
 # through_pipewire DEV TAG: what an app using PipeWire gets, checked.
 through_pipewire() {
     # desk cannot write to the results share (root's): its frames go to /tmp.
@@ -173,9 +209,9 @@ through_pipewire() {
     # negotiates ("no format given"). Apps ask for raw video, as here.
     local since
     since=$(date +%s)
-    if ! as_desk timeout 90 gst-launch-1.0 -q pipewiresrc target-object="v4l2:$dev" num-buffers=$n \
-            ! "video/x-raw,format=YUY2,width=$W,height=$H" ! filesink location="$out" \
-            > "$R/gst-$tag.log" 2>&1; then
+    local ok_read=1
+    pw_read "$n" "$out" "$R/gst-$tag.log" || ok_read=0
+    if ((!ok_read)); then
         # PipeWire before 1.1.81 cannot stream from a device without VIDIOC_EXPBUF
         # (v4l2loopback has none): its fallback resolves only the first buffer
         # and leaves the others with the unresolved data type mask 0xc (MemFd |
@@ -204,13 +240,13 @@ through_pipewire() {
     read -r y _ <<< "$px"
     ((y > 180)) || { bad "$tag: top-left pixel '$px' is not the pattern's white bar"; return; }
     # The pattern moves and counts frames: the first and last frame differ.
-    if cmp -s <(head -c "$FRAME" "$out") <(tail -c "$FRAME" "$out"); then
+    if cmp -s <(head -c "$FRAME" "$out" 2>/dev/null) <(tail -c "$FRAME" "$out" 2>/dev/null); then
         bad "$tag: $n frames through PipeWire are all the same picture (not live)"; return
     fi
     # The colour bars (top rows) never change: byte-identical to V4L2's.
     if [[ -s "$direct" ]]; then
         local rows=$((W * 2 * 8))
-        cmp -s <(head -c "$rows" "$out") <(head -c "$rows" "$direct") \
+        cmp -s <(head -c "$rows" "$out" 2>/dev/null) <(head -c "$rows" "$direct" 2>/dev/null) \
             && ok "$tag: $n frames through PipeWire from $dev: the scope's pattern, moving, colour bars identical to a direct V4L2 read" \
             || bad "$tag: the top rows through PipeWire differ from a direct V4L2 read of $dev"
     else
@@ -275,31 +311,97 @@ through_pipewire "$dev" replug
 journalctl -b -o cat -u "$UNIT" | grep -E 'announced' | sed 's/^/   | /' | tail -8
 
 # --- 6. two apps at once -----------------------------------------------------------
-# A PipeWire app streams while a V4L2 app opens the camera too. v4l2loopback
-# 0.12 and 0.13 serve both; from 0.14 one capture stream per device, and
-# `scopecam status` must say who holds the camera.
-step "a PipeWire app and a V4L2 app at once"
-as_desk timeout 120 gst-launch-1.0 -q pipewiresrc target-object="v4l2:$dev" num-buffers=400 \
-    ! "video/x-raw,format=YUY2,width=$W,height=$H" ! fakesink > "$R/gst-long.log" 2>&1 &
-long=$!
-holder_line() { scopecam status | grep -E "consumers [0-9]+ \((pipewire|wireplumber) [0-9]+"; }
-if wait_for 40 holder_line; then
-    ok "scopecam status names the reader: $(holder_line | grep -oE 'consumers [^;]*')"
-else
-    bad "scopecam status does not name PipeWire as the reader: $(scopecam status | grep consumers)"
-fi
+# A PipeWire app and a V4L2 app at the same time. v4l2loopback 0.12 and 0.13
+# serve both; from 0.14 one capture stream per device: the second gets EBUSY,
+# and `scopecam status` must name the process that holds the camera.
 minor=$(cut -d. -f2 /sys/module/v4l2loopback/version 2>/dev/null || echo 12)
+consumers() { scopecam status | grep -oE 'consumers [^;]*' | head -1; }
+# holds NAME: scopecam status lists process NAME among the camera's openers.
+holds() { consumers | grep -qE "[(, ]$1 [0-9]+"; }
+# pw_app N TAG: a PipeWire app reading N frames into /tmp/pw-TAG.yuv.
+pw_app() { pw_read "$1" "/tmp/pw-$2.yuv" "$R/gst-$2.log"; }
+pw_bytes() { stat -c %s "/tmp/pw-$1.yuv" 2>/dev/null || echo 0; }
+pw_has_frames() { (($(pw_bytes "$1") >= 2 * FRAME)); }
+# v4l2_app N TAG: a V4L2 app reading N frames. v4l2-ctl prints a '<' per
+# frame and exits 0 even when REQBUFS failed (EBUSY): frames are counted.
+v4l2_frames() { tr -cd '<' < "$R/v4l2-ctl-$1.log" | wc -c; }
+v4l2_app() {
+    timeout 90 v4l2-ctl -d "$dev" --stream-mmap --stream-count="$1" --stream-to=/dev/null > "$R/v4l2-ctl-$2.log" 2>&1
+    (($(v4l2_frames "$2") == $1))
+}
+
+step "a PipeWire app streams, then a V4L2 app (v4l2loopback 0.$minor)"
 if ((KNOWN_PW_BUG)); then
-    echo "known - PipeWire $PW_VERSION holds the device but streams nothing (see above): no verdict on a second reader"
-elif timeout 40 v4l2-ctl -d "$dev" --stream-mmap --stream-count=3 --stream-to=/dev/null > "$R/v4l2-ctl-second.log" 2>&1; then
-    ((minor < 14)) && ok "v4l2loopback 0.$minor: a V4L2 reader streams next to PipeWire" \
-        || bad "v4l2loopback 0.$minor gave a second capture stream (expected EBUSY from 0.14)"
+    echo "known - PipeWire $PW_VERSION streams nothing from v4l2loopback (see above): no verdict on two readers"
 else
-    ((minor >= 14)) && ok "v4l2loopback 0.$minor: a second capture stream is refused ($(grep -o 'Device or resource busy' "$R/v4l2-ctl-second.log" | head -1)); status names the holder" \
-        || bad "v4l2loopback 0.$minor: a V4L2 reader next to PipeWire failed: $(tail -2 "$R/v4l2-ctl-second.log")"
+    pw_app 600 pw-first &
+    long=$!
+    wait_for 90 pw_has_frames pw-first \
+        || bad "the PipeWire app got no frames: $(grep ERROR "$R/gst-pw-first.log" | head -2)"
+    holds pipewire && ok "the PipeWire app streams; scopecam status names PipeWire: $(consumers)" \
+        || bad "scopecam status does not name PipeWire as the reader: $(consumers)"
+    before=$(pw_bytes pw-first)
+    if ((minor < 14)); then
+        v4l2_app 20 second &
+        second=$!
+        if wait_for 20 holds v4l2-ctl; then
+            line=$(consumers)
+            [[ $line == *"(pipewire "*", v4l2-ctl "* || $line == *"(v4l2-ctl "*", pipewire "* ]] \
+                && ok "both readers listed: $line" || bad "scopecam status does not list both readers: $line"
+        else
+            bad "scopecam status does not list the V4L2 reader: $(consumers)"
+        fi
+        wait "$second" && ok "v4l2loopback 0.$minor: a V4L2 reader got 20 frames next to PipeWire" \
+            || bad "v4l2loopback 0.$minor: a V4L2 reader next to PipeWire got $(v4l2_frames second) of 20 frames: $(grep -v '^<*$' "$R/v4l2-ctl-second.log" | tail -2)"
+    else
+        v4l2_app 3 second || true
+        if (($(v4l2_frames second) > 0)); then
+            bad "v4l2loopback 0.$minor gave a second capture stream (expected EBUSY from 0.14)"
+        elif grep -q 'REQBUFS returned -1 (Device or resource busy)' "$R/v4l2-ctl-second.log"; then
+            ok "v4l2loopback 0.$minor: the V4L2 reader is refused (REQBUFS: EBUSY) while PipeWire streams"
+        else
+            bad "v4l2loopback 0.$minor: the V4L2 reader got nothing, but not for EBUSY: $(tail -2 "$R/v4l2-ctl-second.log")"
+        fi
+    fi
+    after=$(pw_bytes pw-first)
+    ((after > before)) && ok "the PipeWire app kept getting frames meanwhile ($(((after - before) / FRAME)) frames)" \
+        || bad "the PipeWire app got no frames while the V4L2 reader ran (gst-pw-first.log)"
+    kill "$long" 2>/dev/null || true
+    wait "$long" 2>/dev/null || true
+    rm -f /tmp/pw-pw-first.yuv
+
+    # The other order: from 0.14 PipeWire is the one refused. (On 0.12, a
+    # second reader's S_FMT/REQBUFS reallocates the shared buffers under the
+    # first: not a case this camera can make work, so no verdict there.)
+    if ((minor >= 14)); then
+        step "a V4L2 app streams, then a PipeWire app (v4l2loopback 0.$minor)"
+        # PipeWire keeps the camera open (and its capture stream, on 0.14+)
+        # after its last app is gone, until WirePlumber suspends the idle
+        # node (session.suspend-timeout-seconds, 5 s by default).
+        t0=$SECONDS
+        pipewire_let_go() { ! holds pipewire; }
+        if wait_for 30 pipewire_let_go; then
+            echo "   PipeWire let go of the camera $((SECONDS - t0)) s after its app ended"
+        else
+            bad "PipeWire still holds the camera 30 s after its app ended: $(consumers)"
+        fi
+        v4l2_app 200 v4l2-first &
+        long=$!
+        wait_for 30 grep -q '<' "$R/v4l2-ctl-v4l2-first.log" \
+            || bad "the V4L2 reader got no frames: $(tail -2 "$R/v4l2-ctl-v4l2-first.log")"
+        holds v4l2-ctl && ok "the V4L2 reader streams; scopecam status names it: $(consumers)" \
+            || bad "scopecam status does not name the V4L2 reader: $(consumers)"
+        # One attempt: the refusal itself is what is checked here.
+        if pw_read_once 5 /tmp/pw-second.yuv "$R/gst-second.log"; then
+            bad "v4l2loopback 0.$minor: PipeWire got a second capture stream (expected EBUSY from 0.14)"
+        elif grep -q 'error set output format: -16' "$R/gst-second.log"; then
+            ok "v4l2loopback 0.$minor: the PipeWire app is refused (S_FMT: EBUSY) while the V4L2 reader streams"
+        else
+            bad "v4l2loopback 0.$minor: the PipeWire app failed, but not for EBUSY: $(grep -m2 ERROR "$R/gst-second.log")"
+        fi
+        rm -f /tmp/pw-second.yuv
+        kill -0 "$long" 2>/dev/null || bad "the V4L2 reader had ended before the PipeWire app was done: no verdict on two readers"
+        wait "$long" && ok "the V4L2 reader got all its 200 frames" \
+            || bad "the V4L2 reader got $(v4l2_frames v4l2-first) of its 200 frames: $(grep -v '^<*$' "$R/v4l2-ctl-v4l2-first.log" | tail -2)"
+    fi
 fi
-if ((!KNOWN_PW_BUG)); then
-    kill -0 "$long" 2>/dev/null && ok "the PipeWire app kept streaming" || bad "the PipeWire app stopped: $(tail -3 "$R/gst-long.log")"
-fi
-kill "$long" 2>/dev/null || true
-wait "$long" 2>/dev/null || true
