@@ -318,6 +318,13 @@ minor=$(cut -d. -f2 /sys/module/v4l2loopback/version 2>/dev/null || echo 12)
 consumers() { scopecam status | grep -oE 'consumers [^;]*' | head -1; }
 # holds NAME: scopecam status lists process NAME among the camera's openers.
 holds() { consumers | grep -qE "[(, ]$1 [0-9]+"; }
+# kill_tree PID: a background job and everything it started (runuser,
+# timeout, gst-launch: killing the job's shell alone leaves the app running).
+kill_tree() {
+    local child
+    for child in $(pgrep -P "$1"); do kill_tree "$child"; done
+    kill "$1" 2>/dev/null || true
+}
 # pw_app N TAG: a PipeWire app reading N frames into /tmp/pw-TAG.yuv.
 pw_app() { pw_read "$1" "/tmp/pw-$2.yuv" "$R/gst-$2.log"; }
 pw_bytes() { stat -c %s "/tmp/pw-$1.yuv" 2>/dev/null || echo 0; }
@@ -366,7 +373,7 @@ else
     after=$(pw_bytes pw-first)
     ((after > before)) && ok "the PipeWire app kept getting frames meanwhile ($(((after - before) / FRAME)) frames)" \
         || bad "the PipeWire app got no frames while the V4L2 reader ran (gst-pw-first.log)"
-    kill "$long" 2>/dev/null || true
+    kill_tree "$long"
     wait "$long" 2>/dev/null || true
     rm -f /tmp/pw-pw-first.yuv
 
@@ -375,9 +382,8 @@ else
     # first: not a case this camera can make work, so no verdict there.)
     if ((minor >= 14)); then
         step "a V4L2 app streams, then a PipeWire app (v4l2loopback 0.$minor)"
-        # PipeWire keeps the camera open (and its capture stream, on 0.14+)
-        # after its last app is gone, until WirePlumber suspends the idle
-        # node (session.suspend-timeout-seconds, 5 s by default).
+        # PipeWire must have let go of the camera (its capture stream, on
+        # 0.14+) once its last app is gone; PipeWire 1.4 does at once.
         t0=$SECONDS
         pipewire_let_go() { ! holds pipewire; }
         if wait_for 30 pipewire_let_go; then
