@@ -40,17 +40,8 @@
 set -euo pipefail
 
 R=${SCOPECAM_VM_RESULTS:-/tmp}
-fails=0
-ok() { echo "ok   - $*"; }
-bad() { echo "FAIL - $*"; fails=$((fails + 1)); }
-die() { echo "FAIL - $*"; fails=$((fails + 1)); exit 1; }
-wait_for() {
-    local end=$((SECONDS + $1)); shift
-    until "$@" >/dev/null 2>&1; do ((SECONDS < end)) || return 1; sleep 0.5; done
-}
-prop() { systemctl show -P "$2" "$1"; }
-state_is() { [[ $(prop "$1" ActiveState) == "$2" ]]; }
-step() { echo; echo "== $* ($(cut -d' ' -f1 /proc/uptime) s)"; }
+# shellcheck source=tests/vm/system/lib.sh
+source "${SCOPECAM_VM_REPO:-$(cd "$(dirname "$0")/../../.." && pwd)}/tests/vm/system/lib.sh"
 
 # The camera size for this test: small, so that the bridge, PipeWire and
 # GStreamer keep up under TCG on a loaded host.
@@ -102,24 +93,12 @@ on_exit() {
 }
 trap on_exit EXIT
 
-DEB=${SCOPECAM_VM_DEB:-}
-[[ -n "$DEB" && -f "$DEB" ]] || die "no .deb: pass --deb PATH to tests/vm/system/run.sh"
-
-step "install $(basename "$DEB"), v4l2loopback $SCOPECAM_VM_MODULE_VERSION"
-apt-get install -y --no-install-recommends "$DEB" > "$R/dpkg.log" 2>&1 || { cat "$R/dpkg.log"; die "apt-get install failed"; }
-if [[ -n "${SCOPECAM_VM_BIN:-}" ]]; then
-    install -m 0755 "$SCOPECAM_VM_BIN" /usr/bin/scopecam
-    echo "   /usr/bin/scopecam replaced by $SCOPECAM_VM_BIN"
-fi
+step "install the package, v4l2loopback $SCOPECAM_VM_MODULE_VERSION"
+install_deb "$R/dpkg.log"
 # The veth has a fixed address, not a lease from the scope: name it a scope link.
 printf 'width = %d\nheight = %d\nscope_interfaces = ["scopea0"]\n' "$W" "$H" >> /etc/scopecam/config.toml
 # scope* veths look like an RTL8152 to udev (test only, see plug-and-play.sh).
-mkdir -p /run/udev/rules.d
-cat > /run/udev/rules.d/79-scopecam-test.rules <<'EOF'
-SUBSYSTEM=="net", ACTION!="remove", KERNEL=="scope*", ENV{ID_USB_DRIVER}="r8152", ENV{ID_VENDOR_ID}="0bda", ENV{ID_MODEL_ID}="8152"
-EOF
-udevadm control --reload
-modprobe veth
+look_like_rtl8152 'scope*'
 id desk | grep -q video && ok "desktop user: $(id desk)" || die "no user desk in the video group (rerun tests/vm/system/setup.sh)"
 
 # plug IFACE NS: a scope behind a veth, its simulator at W x H.

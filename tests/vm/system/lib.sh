@@ -16,13 +16,18 @@ state_is() { [[ $(prop "$1" ActiveState) == "$2" ]]; }
 step() { echo; echo "== $* ($(cut -d' ' -f1 /proc/uptime) s)"; }
 
 # install_deb LOG: installs $SCOPECAM_VM_DEB as the README says (apt with the
-# local file; every dependency is in the image already).
+# local file; every dependency is in the image already). SCOPECAM_VM_BIN=PATH
+# then replaces /usr/bin/scopecam (a build under test, same package files).
 install_deb() {
     local deb=${SCOPECAM_VM_DEB:-}
     [[ -n "$deb" && -f "$deb" ]] || die "no .deb: pass --deb PATH to tests/vm/system/run.sh"
     apt-get install -y --no-install-recommends "$deb" > "$1" 2>&1 \
         || { cat "$1"; die "apt-get install $deb failed"; }
     ok "installed $(basename "$deb")"
+    if [[ -n "${SCOPECAM_VM_BIN:-}" ]]; then
+        install -m 0755 "$SCOPECAM_VM_BIN" /usr/bin/scopecam
+        echo "   /usr/bin/scopecam replaced by $SCOPECAM_VM_BIN"
+    fi
 }
 
 # look_like_rtl8152 GLOB: net devices named GLOB get an RTL8152's USB
