@@ -100,6 +100,37 @@ fn with_legacy_fallback<T>(
     }
 }
 
+/// The module's `max_buffers` parameter (read-only after load).
+const MODULE_MAX_BUFFERS: &str = "/sys/module/v4l2loopback/parameters/max_buffers";
+
+/// The module's `max_buffers` parameter; the driver's default (2) when it cannot be read.
+fn module_max_buffers(path: &Path) -> i32 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .filter(|&n: &i32| n > 0)
+        .unwrap_or(2)
+}
+
+/// The config for 0.13's ADD (the legacy number). 0.13 checks VIDIOC_QUERYBUF's index
+/// against the module's `max_buffers` parameter instead of the device's own count, so
+/// a device with more buffers than that hands readers a count they cannot query (ffmpeg:
+/// "ioctl(VIDIOC_QUERYBUF): Invalid argument"). There, the camera gets at most the
+/// module's count; the package's modprobe hook loads the module with `max_buffers=16`.
+fn legacy_config(config: &LoopbackConfig, module_max: i32) -> LoopbackConfig {
+    let mut legacy = *config;
+    if legacy.max_buffers > module_max {
+        warn!(
+            "v4l2loopback 0.13 allows cameras only as many buffers as its max_buffers \
+             option ({module_max}); the camera gets {module_max}, and PipeWire apps need \
+             {}: load the module with max_buffers={}",
+            config.max_buffers, config.max_buffers
+        );
+        legacy.max_buffers = module_max;
+    }
+    legacy
+}
+
 /// An open control node.
 pub struct ControlDevice {
     file: File,
@@ -119,10 +150,14 @@ impl ControlDevice {
     /// Creates a device; returns its number N (`/dev/videoN`).
     pub fn add(&self, config: &LoopbackConfig) -> nix::Result<u32> {
         let fd = self.file.as_raw_fd();
-        // SAFETY: `config` is a valid `#[repr(C)]` struct of the size the driver copies.
+        // SAFETY: both configs are valid `#[repr(C)]` structs of the size the driver copies.
         let nr = with_legacy_fallback(
             || unsafe { ctl_add(fd, config) },
-            || unsafe { ctl_add_legacy(fd, config) },
+            || {
+                let legacy =
+                    legacy_config(config, module_max_buffers(Path::new(MODULE_MAX_BUFFERS)));
+                unsafe { ctl_add_legacy(fd, &legacy) }
+            },
         )?;
         u32::try_from(nr).map_err(|_| Errno::EINVAL)
     }
@@ -249,5 +284,24 @@ mod tests {
             Err(Errno::EPERM)
         );
         assert_eq!(with_legacy_fallback(|| Ok(3), || Ok(7)), Ok(3));
+    }
+
+    #[test]
+    fn on_0_13_a_camera_gets_at_most_the_modules_buffer_count() {
+        let config = LoopbackConfig::exclusive("Borescope", 640, 480);
+        assert_eq!(legacy_config(&config, 2).max_buffers, 2);
+        assert_eq!(legacy_config(&config, 16).max_buffers, CAMERA_BUFFERS);
+        assert_eq!(legacy_config(&config, 32).max_buffers, CAMERA_BUFFERS);
+        let dir = tempfile::tempdir().unwrap();
+        let param = dir.path().join("max_buffers");
+        assert_eq!(
+            module_max_buffers(&param),
+            2,
+            "unreadable: the driver's default"
+        );
+        std::fs::write(&param, "16\n").unwrap();
+        assert_eq!(module_max_buffers(&param), 16);
+        std::fs::write(&param, "junk").unwrap();
+        assert_eq!(module_max_buffers(&param), 2);
     }
 }
