@@ -18,13 +18,13 @@
 //! stop side, which re-announces the node only when no other producer feeds it.
 
 use std::io::{self, Write as _};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tracing::{debug, info};
 
-use super::state::{pid_is_scopecam, read_state, state_path};
+use super::state::{create_fresh, pid_is_scopecam, process_exists, read_state, state_path};
 use crate::output::sinks::v4l2::DeviceTree;
 
 /// Where the privileged step remembers which node it announced, per interface.
@@ -260,31 +260,9 @@ impl Announcer {
             .mode(0o755)
             .create(&self.records)
             .map_err(err)?;
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(err(e)),
-            _ => {}
-        }
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(err)?;
+        let mut file = create_fresh(&path).map_err(err)?;
         writeln!(file, "{number}").map_err(err)
     }
-}
-
-/// Whether a process `pid` exists (of any user).
-fn process_exists(pid: u32) -> bool {
-    let Ok(raw) = i32::try_from(pid) else {
-        return false;
-    };
-    raw > 0
-        && !matches!(
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None),
-            Err(nix::errno::Errno::ESRCH)
-        )
 }
 
 /// `remove` then `add` for node N: the node looks unplugged and plugged in again to

@@ -271,7 +271,6 @@ pub fn state_path(dir: &Path, interface: &str) -> PathBuf {
 /// else under that name) is unlinked, which does not follow symlinks, and the file is
 /// created anew with O_EXCL and O_NOFOLLOW.
 pub fn write_atomic(path: &Path, state: &BridgeState) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -279,20 +278,27 @@ pub fn write_atomic(path: &Path, state: &BridgeState) -> std::io::Result<()> {
     let tmp = path.with_file_name(format!(".{name}.tmp"));
     let mut text = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
     text.push(b'\n');
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        // Readable by `scopecam status` users.
-        .mode(0o644)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(&tmp)?;
+    let mut file = create_fresh(&tmp)?;
     file.write_all(&text)?;
     drop(file);
     std::fs::rename(&tmp, path)
+}
+
+/// Creates `path` anew for writing, mode 0644 (readable by `scopecam status` users):
+/// whatever was there is unlinked first (which never follows a symlink), and the file is
+/// opened with O_EXCL and O_NOFOLLOW, so a planted link cannot redirect the write.
+pub fn create_fresh(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
 }
 
 /// The largest state file [`read_state`] reads (a real one is about 1 KiB).
@@ -339,20 +345,26 @@ pub fn read_regular_file(path: &Path, max: u64) -> std::io::Result<(Vec<u8>, std
 /// `proc`/PID/comm is readable it must say `scopecam` (a recycled pid of another program
 /// is not a bridge). `proc` is normally `/proc`.
 pub fn pid_is_scopecam(pid: u32, proc: &Path) -> bool {
-    let Ok(raw) = i32::try_from(pid) else {
+    if !process_exists(pid) {
         return false;
-    };
-    if raw <= 0 {
-        return false;
-    }
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) {
-        Ok(()) | Err(nix::errno::Errno::EPERM) => {}
-        Err(_) => return false,
     }
     match std::fs::read(proc.join(pid.to_string()).join("comm")) {
         Ok(comm) => comm.trim_ascii_end() == b"scopecam",
         Err(_) => true,
     }
+}
+
+/// Whether a process `pid` exists, of any user: `kill(pid, 0)` succeeds or answers EPERM.
+pub fn process_exists(pid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    // kill(0 or negative) would address process groups.
+    raw > 0
+        && matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None),
+            Ok(()) | Err(nix::errno::Errno::EPERM)
+        )
 }
 
 /// A process that has a device open.
