@@ -85,11 +85,7 @@ on_exit() {
         journalctl -b --no-pager -o short-monotonic _UID=1000 | grep -v 'systemd\[' | tail -40 || true
         for f in "$R"/gst-*.log; do [[ -f "$f" ]] && { echo "-- $f"; grep -E "ERROR|format|caps|debug info|stopped" "$f" | tail -15 | cut -c1-300; }; done
     fi
-    for p in "${SIM_PID[@]}"; do kill "$p" 2>/dev/null || true; done
-    for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-    echo
-    echo "desktop-camera: $fails failure(s)"
-    ((fails == 0 && rc == 0)) || exit 1
+    end_scenario desktop-camera "$rc" "${SIM_PID[@]}"
 }
 trap on_exit EXIT
 

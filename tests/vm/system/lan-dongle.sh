@@ -40,11 +40,7 @@ on_exit() {
         ip -4 addr || true
         ip -4 route show table all || true
     fi
-    for p in "${PID[@]}"; do kill "$p" 2>/dev/null || true; done
-    for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-    echo
-    echo "lan-dongle: $fails failure(s)"
-    ((fails == 0 && rc == 0)) || exit 1
+    end_scenario lan-dongle "$rc" "${PID[@]}"
 }
 trap on_exit EXIT
 

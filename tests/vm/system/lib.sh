@@ -15,6 +15,19 @@ prop() { systemctl show -P "$2" "$1"; }
 state_is() { [[ $(prop "$1" ActiveState) == "$2" ]]; }
 step() { echo; echo "== $* ($(cut -d' ' -f1 /proc/uptime) s)"; }
 
+# end_scenario NAME RC PID...: the end of a scenario's EXIT trap: stops the
+# given processes, removes the namespaces listed in $NAMESPACES, prints the
+# failure count and exits 1 on any failure or a non-zero RC.
+end_scenario() {
+    local name=$1 rc=$2 p ns
+    shift 2
+    for p in "$@"; do kill "$p" 2>/dev/null || true; done
+    for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    echo
+    echo "$name: $fails failure(s)"
+    ((fails == 0 && rc == 0)) || exit 1
+}
+
 # install_deb LOG: installs $SCOPECAM_VM_DEB as the README says (apt with the
 # local file; every dependency is in the image already). SCOPECAM_VM_BIN=PATH
 # then replaces /usr/bin/scopecam (a build under test, same package files).

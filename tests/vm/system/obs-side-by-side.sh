@@ -45,11 +45,7 @@ on_exit() {
         for f in "$R"/obs-*.log; do [[ -f "$f" ]] && { echo "-- $f"; tail -5 "$f"; }; done
     fi
     [[ -n "$OBS_PID" ]] && kill "$OBS_PID" 2>/dev/null
-    for p in "${SIM_PID[@]}"; do kill "$p" 2>/dev/null || true; done
-    for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-    echo
-    echo "obs-side-by-side: $fails failure(s)"
-    ((fails == 0 && rc == 0)) || exit 1
+    end_scenario obs-side-by-side "$rc" "${SIM_PID[@]}"
 }
 trap on_exit EXIT
 

@@ -46,11 +46,7 @@ on_exit() {
         journalctl -b --no-pager -o short-monotonic _PID=1 -u systemd-udevd | grep -i 'scope' | tail -40 || true
         for f in "$R"/simulator-*.log; do [[ -f "$f" ]] && { echo "-- $f"; tail -20 "$f"; }; done
     fi
-    for p in "${SIM_PID[@]}"; do kill "$p" 2>/dev/null || true; done
-    for ns in "${NAMESPACES[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-    echo
-    echo "plug-and-play: $fails failure(s)"
-    ((fails == 0 && rc == 0)) || exit 1
+    end_scenario plug-and-play "$rc" "${SIM_PID[@]}"
 }
 trap on_exit EXIT
 
