@@ -103,7 +103,9 @@ pub fn button(data: &[u8]) {
 /// What must hold: no panic escapes (the decoder contains zune-jpeg's own);
 /// a decoded frame has an even width, at most MAX_SCOPE_WIDTH x MAX_SCOPE_HEIGHT, and exactly
 /// width * 2 * height bytes; the planes decode exactly when the YUYV picture
-/// does and hold its samples; a framed picture always has the camera's size.
+/// does and hold its samples; the RGB decode (the camera's way for turned or
+/// scaled pictures) accepts exactly the frames the plane path accepts; a
+/// framed picture always has the camera's size.
 pub fn decode(data: &[u8]) {
     let Some((&choice, jpeg)) = data.split_first() else {
         return;
@@ -141,6 +143,11 @@ pub fn decode(data: &[u8]) {
             yuyv.is_some()
         ),
     }
+    assert_eq!(
+        decoder.decode_rgb(jpeg).is_ok(),
+        yuyv.is_some(),
+        "the RGB and the plane decode disagree on this frame"
+    );
     let output = Geometry {
         width: 64 + 2 * u32::from(choice & 0x1F),
         height: 48,

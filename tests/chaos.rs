@@ -37,8 +37,12 @@ use scopecam::simulator::{Subsampling, alternate_size, encode_pattern_frame};
 /// A 96x64 picture needs about 6 MB in a debug build; 64 MiB means a leak
 /// or a buffer sized by the wire, not noise.
 const MEMORY_LIMIT_MIB: u64 = 64;
-/// Output pictures must match a source this well (the end-to-end tests' bar).
-const MIN_PSNR_DB: f64 = 38.0;
+/// Output pictures must match a source this well. The reference goes through RGB, which
+/// clips what JPEG's ringing pushes beyond the RGB cube at the test pattern's saturated
+/// edges, and smooths chroma as it upsamples it; the bridge hands out a 4:2:2 or 4:2:0
+/// JPEG's own samples. On the pattern's small pictures the two differ by 34.7 dB at worst
+/// (48x32), while any other picture of the pattern scores about 17 dB.
+const MIN_PSNR_DB: f64 = 32.0;
 /// After a fault ends, a fresh frame must be out within this long.
 const RECOVERY: Duration = Duration::from_secs(3);
 /// Upper bound for anything that should take seconds; only a hang exceeds it.
@@ -668,8 +672,9 @@ fn a_progressive_jpeg_is_refused() {
 
 /// Frames of the largest size decoded (2592x1944) in a stream of small ones: decoded
 /// (the y4m stream keeps its first size and skips them), then the memory they took is
-/// given back. Must hold: the peak shows they were decoded, and resident memory once
-/// small frames flow again is back within 8 MiB of what it was before them.
+/// given back. Must hold: the peak shows they were decoded (their 4:2:2 planes alone are
+/// 9.6 MiB), and resident memory once small frames flow again is back within 4 MiB of
+/// what it was before them.
 #[test]
 fn memory_returns_after_the_largest_frames() {
     let ip = "127.73.0.16";
@@ -706,13 +711,14 @@ fn memory_returns_after_the_largest_frames() {
     );
     let after = status_kib(pid, "VmRSS");
     let stopped = s.finish(&mut bridge, log);
+    eprintln!("resident memory: before {before} KiB, peak {peak} KiB, after {after} KiB");
     assert!(
-        peak > before + 20 * 1024,
+        peak > before + 8 * 1024,
         "the large frames were decoded: peak {peak} KiB, before {before} KiB\n{}",
         stopped.summary.line
     );
     assert!(
-        after <= before + 8 * 1024,
+        after <= before + 4 * 1024,
         "resident memory back near {before} KiB after the large frames, not {after} KiB \
          (peak {peak} KiB)\n{}",
         stopped.summary.line

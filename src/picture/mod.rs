@@ -12,12 +12,12 @@
 //! smaller) -> one SIMD conversion to YUYV -> rows copied into the output between the bars.
 //! Transforming RGB, not YUYV, because YUYV shares chroma between pixel pairs, which a
 //! quarter turn breaks apart. A picture already at the output size with no rotation or
-//! mirror converts straight into the output: the same work as [`Decoder::decode`].
+//! mirror is decoded straight into the output ([`Decoder::decode_into`]), and a 4:2:2 or
+//! 4:2:0 one never goes through RGB.
 //!
 //! Measured with `cargo run --release --example framing_timing` (2-core EPYC dev machine,
-//! one run, ms per frame, framed vs bare `Decoder::decode` of the same JPEG):
-//! 640x480 -> 1280x720 2.15 vs 0.68; 1920x1080 -> 1280x720 7.57 vs 4.72; identity
-//! 1280x720 1.89 vs 1.89; 640x480 rot90 -> 1280x720 1.87 vs 0.64. Full table in the example.
+//! one run, ms per frame, framed vs bare `Decoder::decode` of the same JPEG); full table in
+//! the example.
 
 pub mod decode;
 mod layout;
@@ -26,7 +26,8 @@ mod rotate;
 mod scale;
 
 use decode::{
-    DecodeError, Decoder, MAX_DIMENSION, RgbScratch, RgbView, YuyvFrame, rgb_to_yuyv_limited,
+    DecodeError, Decoder, MAX_DIMENSION, RgbScratch, RgbView, YuyvFrame, check_header,
+    rgb_to_yuyv_limited,
 };
 use layout::{ContentRect, fit};
 pub use rotate::rotate_rgb;
@@ -157,6 +158,21 @@ impl Framer {
         decoder: &mut Decoder,
         jpeg: &[u8],
     ) -> Result<&YuyvFrame, DecodeError> {
+        let Placement {
+            rotation,
+            mirror,
+            output,
+        } = self.placement;
+        let fills_output = |(w, h)| (w, h) == (output.width, output.height);
+        if rotation == Rotation::None && !mirror && check_header(jpeg).is_ok_and(fills_output) {
+            // Nothing to turn, scale or letterbox: the decoder writes the output itself,
+            // and a 4:2:2 or 4:2:0 scope frame never goes through RGB.
+            self.canvas.painted = None;
+            let decoded = decoder.decode_into(jpeg, &mut self.canvas.output);
+            self.has_last = decoded.is_ok();
+            decoded?;
+            return Ok(&self.canvas.output);
+        }
         let view = decoder.decode_rgb(jpeg)?;
         let (width, height) = rotated_size(view.width, view.height, self.placement.rotation);
         let rect = fit(width, height, self.placement.output);

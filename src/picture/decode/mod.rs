@@ -5,14 +5,16 @@
 //! limited range (Y 16..235, Cb/Cr 16..240). So the decoder squeezes the range: black becomes
 //! Y 16, white Y 235, grey chroma stays 128.
 //!
-//! Paths, picked by the JPEG's own colour space:
-//! - Colour (YCbCr, and also Adobe RGB, CMYK, YCCK): zune-jpeg emits RGB and yuvutils-rs
-//!   converts it with SIMD (see `rgb.rs`). Going through RGB looks wasteful since the JPEG
-//!   already holds YCbCr, but it measured fastest (figures in `rgb.rs`).
+//! Paths, picked by the JPEG's own colour space and chroma layout:
+//! - YCbCr with 4:2:2 or 4:2:0 chroma (every scope seen): zune-jpeg's planes straight after
+//!   the IDCT, range-squeezed (and 4:2:0 chroma rows doubled) into planar 4:2:2 (`raw.rs`);
+//!   YUYV is those planes packed by yuvutils-rs.
+//! - Other colour JPEGs (4:4:4 and other layouts, Adobe RGB, CMYK, YCCK): zune-jpeg emits
+//!   RGB and yuvutils-rs converts it with SIMD (`rgb.rs`).
 //! - Grayscale: zune-jpeg emits luma, a table squeezes it, chroma is 128.
 //!
-//! yuvutils-rs converts RGB to planes, which the YUYV path then packs; the planar path
-//! hands those planes out as they are.
+//! [`Decoder::decode_rgb`] (for rotation and scaling, which need whole pixels) always
+//! decodes to RGB.
 //!
 //! Odd widths: YUYV needs pixel pairs, so an odd-width picture is padded to the next even
 //! width by repeating its last column. Odd heights need nothing.
@@ -20,6 +22,7 @@
 mod jpeg_info;
 mod pack;
 mod planar;
+mod raw;
 mod rgb;
 
 pub use jpeg_info::yuyv_to_jpeg;
@@ -201,8 +204,10 @@ pub struct Decoder {
     rgb_scratch: rgb::Scratch,
     /// Grayscale pictures widened to RGB, for [`Decoder::decode_rgb`] only.
     luma_as_rgb: Vec<u8>,
-    /// The picture of [`Decoder::decode_planar`].
+    /// The picture of [`Decoder::decode_planar`], and the planes [`Decoder::decode`] packs.
     planar: Planar422Frame,
+    /// Half-height chroma of 4:2:0 pictures on the plane path.
+    raw_scratch: raw::Scratch,
 }
 
 /// Width, height and zune-jpeg output colour space of the picture now in `Decoder::pixels`.
@@ -284,10 +289,22 @@ impl Decoder {
     ///
     /// On error the previous frame's contents are unspecified; never panics on any input.
     pub fn decode(&mut self, jpeg: &[u8]) -> Result<&YuyvFrame, DecodeError> {
+        let mut frame = std::mem::take(&mut self.frame);
+        let decoded = self.decode_into(jpeg, &mut frame);
+        self.frame = frame;
+        decoded?;
+        Ok(&self.frame)
+    }
+
+    /// Decode one JPEG into `out` (resized to the picture), the same picture
+    /// [`Decoder::decode`] makes in its own frame: for callers that own the frame, such as
+    /// the camera's canvas when the scope's picture fills it.
+    ///
+    /// On error `out`'s contents are unspecified; never panics on any input.
+    pub fn decode_into(&mut self, jpeg: &[u8], out: &mut YuyvFrame) -> Result<(), DecodeError> {
         // zune-jpeg is fuzzed, but this runs on bytes from the network: a decoder bug must
         // cost one frame, not the bridge.
-        catch_unwind(AssertUnwindSafe(|| self.decode_inner(jpeg))).unwrap_or_else(contained)?;
-        Ok(&self.frame)
+        catch_unwind(AssertUnwindSafe(|| self.decode_yuyv(jpeg, out))).unwrap_or_else(contained)
     }
 
     /// The last successfully decoded frame (empty before the first).
@@ -329,9 +346,11 @@ impl Decoder {
     }
 
     fn decode_planar_inner(&mut self, jpeg: &[u8]) -> Result<(), DecodeError> {
+        if self.decode_planes(jpeg)? {
+            return Ok(());
+        }
         let Decoded { width, height, out } = self.decode_pixels(jpeg)?;
-        let even_width = width.next_multiple_of(2);
-        self.planar.width = even_width;
+        self.planar.width = width.next_multiple_of(2);
         self.planar.height = height;
         let len = self.planar.expected_len();
         fit_buffer(&mut self.planar.data, len);
@@ -350,56 +369,101 @@ impl Decoder {
         Ok(())
     }
 
-    fn decode_inner(&mut self, jpeg: &[u8]) -> Result<(), DecodeError> {
+    fn decode_yuyv(&mut self, jpeg: &[u8], frame: &mut YuyvFrame) -> Result<(), DecodeError> {
+        if self.decode_planes(jpeg)? {
+            let Planar422Frame { width, height, .. } = self.planar;
+            frame.width = width;
+            frame.height = height;
+            fit_buffer(&mut frame.data, width as usize * 2 * height as usize);
+            return rgb::pack_planar422(&self.planar, &mut frame.data);
+        }
         let Decoded { width, height, out } = self.decode_pixels(jpeg)?;
         let even_width = width.next_multiple_of(2);
-        self.frame.width = even_width;
-        self.frame.height = height;
-        fit_buffer(
-            &mut self.frame.data,
-            even_width as usize * 2 * height as usize,
-        );
+        frame.width = even_width;
+        frame.height = height;
+        fit_buffer(&mut frame.data, even_width as usize * 2 * height as usize);
         match out {
             ColorSpace::Luma => {
-                pack_luma_full_to_yuyv_limited(&self.pixels, width as usize, &mut self.frame.data)
+                pack_luma_full_to_yuyv_limited(&self.pixels, width as usize, &mut frame.data)
             }
             _ => rgb::rgb_to_yuyv_limited(
                 &self.pixels,
                 width,
                 height,
                 &mut self.rgb_scratch,
-                &mut self.frame.data,
+                &mut frame.data,
             )?,
         }
         Ok(())
     }
 
+    /// Decodes `jpeg` into `self.planar` through its planes when it is YCbCr with a chroma
+    /// layout `raw.rs` takes; `Ok(false)` (nothing decoded) for any other JPEG.
+    fn decode_planes(&mut self, jpeg: &[u8]) -> Result<bool, DecodeError> {
+        let mut opened = open(jpeg)?;
+        if opened.input != ColorSpace::YCbCr {
+            return Ok(false);
+        }
+        raw::decode_to_planar422(
+            &mut opened.decoder,
+            opened.width,
+            opened.height,
+            &mut self.raw_scratch,
+            &mut self.planar,
+        )
+    }
+
     /// Checks and decodes `jpeg` into `self.pixels` (RGB, or luma for grayscale JPEGs).
     fn decode_pixels(&mut self, jpeg: &[u8]) -> Result<Decoded, DecodeError> {
-        let jpeg = jpeg_proper(jpeg)?;
-        check_header(jpeg)?;
-        let mut decoder =
-            JpegDecoder::new_with_options(ZCursor::new(jpeg), zune_options(ColorSpace::RGB));
-        decoder.decode_headers().map_err(corrupt)?;
-        let (width, height) = decoder
-            .dimensions()
-            .ok_or_else(|| DecodeError::Corrupt("no frame header".to_owned()))?;
-        let (width, height) = (width as u32, height as u32);
-        check_dimensions(width, height)?;
-        let input = decoder
-            .input_colorspace()
-            .ok_or_else(|| DecodeError::Corrupt("no colour space".to_owned()))?;
+        let Opened {
+            mut decoder,
+            width,
+            height,
+            input,
+        } = open(jpeg)?;
         let out = output_colorspace_for(input);
         if out != ColorSpace::RGB {
             // Only RGB-family outputs depend on state prepared while reading headers.
             decoder.set_options(zune_options(out));
         }
-
         let needed = (width as usize) * (height as usize) * out.num_components();
         fit_buffer(&mut self.pixels, needed);
         decoder.decode_into(&mut self.pixels).map_err(corrupt)?;
         Ok(Decoded { width, height, out })
     }
+}
+
+/// A JPEG whose headers zune-jpeg has read, and what they say.
+struct Opened<'a> {
+    decoder: JpegDecoder<ZCursor<&'a [u8]>>,
+    width: u32,
+    height: u32,
+    /// The JPEG's own colour space.
+    input: ColorSpace,
+}
+
+/// Checks `jpeg` (its true end, its coding and size) and reads its headers, for a decoder
+/// set to RGB output (the planes ignore it; see `Decoder::decode_pixels` for grayscale).
+fn open(jpeg: &[u8]) -> Result<Opened<'_>, DecodeError> {
+    let jpeg = jpeg_proper(jpeg)?;
+    check_header(jpeg)?;
+    let mut decoder =
+        JpegDecoder::new_with_options(ZCursor::new(jpeg), zune_options(ColorSpace::RGB));
+    decoder.decode_headers().map_err(corrupt)?;
+    let (width, height) = decoder
+        .dimensions()
+        .ok_or_else(|| DecodeError::Corrupt("no frame header".to_owned()))?;
+    let (width, height) = (width as u32, height as u32);
+    check_dimensions(width, height)?;
+    let input = decoder
+        .input_colorspace()
+        .ok_or_else(|| DecodeError::Corrupt("no colour space".to_owned()))?;
+    Ok(Opened {
+        decoder,
+        width,
+        height,
+        input,
+    })
 }
 
 /// Grey samples -> grey RGB (each sample three times), reusing `rgb`'s allocation.

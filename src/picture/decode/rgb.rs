@@ -1,19 +1,16 @@
-//! RGB -> limited-range YUYV through yuvutils-rs (SIMD): the path for every colour JPEG.
+//! RGB -> limited-range YUYV or planar 4:2:2 through yuvutils-rs (SIMD): the path for
+//! colour JPEGs the plane path (`raw.rs`) does not take (4:4:4 and other chroma layouts,
+//! Adobe RGB, CMYK, YCCK) and for every picture the camera turns or scales, which
+//! [`super::Decoder::decode_rgb`] hands out as RGB.
 //!
 //! Measured with `cargo run --release --example convert_timing -- F.jpg` on the 2-core EPYC
 //! (AVX2) dev machine, 1280x720 4:2:2 ffmpeg `testsrc2` frame (52.5 KB), best of 3 x 200,
 //! ms per frame, one run:
 //!   zune decode to RGB 1.20 | zune decode to YCbCr 1.24
 //!   yuvutils RGB -> 4:2:2 planar -> YUYV 0.20 | scalar table YCbCr -> YUYV pack 0.51
-//!   => RGB + yuvutils 1.40 vs YCbCr + table pack 1.75: keep RGB + yuvutils.
-//!
-//! The y4m output takes yuvutils' planes as they are ([`rgb_to_planar422_limited`]). The
-//! alternative there, zune-jpeg's YCbCr range-squeezed into planes by hand, lost in the
-//! whole bridge (720p, 60 fps, `bench/y4m.sh`'s rounds side by side, one run each, CPU ms a
-//! frame): with a loop compiled for AVX2, 2.44-2.54 against 2.17-2.40 through RGB (three
-//! rounds); with an SSSE3 shuffle kernel, 2.68-3.10 against 2.57-2.86 (five rounds).
-//! zune-jpeg 0.5.15 copies YCbCr out with a scalar loop where its RGB conversion uses AVX2,
-//! and that copy alone costs what RGB + yuvutils cost.
+//!   => RGB + yuvutils 1.40 vs YCbCr + table pack 1.75: of zune-jpeg's upsampled outputs,
+//!   RGB is the cheaper one to start from. zune-jpeg copies interleaved YCbCr out with a
+//!   scalar loop where its RGB conversion uses AVX2.
 
 use super::DecodeError;
 use yuvutils_rs::{
@@ -94,6 +91,32 @@ pub fn rgb_to_yuyv_limited(
         height,
     };
     yuvutils_rs::yuv422_to_yuyv422(&mut packed, &planar).map_err(convert_error)
+}
+
+/// Packs a planar 4:2:2 picture into `yuyv` (`2 * width * height` bytes): the plane
+/// path's YUYV.
+pub(super) fn pack_planar422(
+    planar: &super::Planar422Frame,
+    yuyv: &mut [u8],
+) -> Result<(), DecodeError> {
+    let (y, u, v) = planar.planes();
+    let planes = YuvPlanarImage {
+        y_plane: y,
+        y_stride: planar.width,
+        u_plane: u,
+        u_stride: planar.width / 2,
+        v_plane: v,
+        v_stride: planar.width / 2,
+        width: planar.width,
+        height: planar.height,
+    };
+    let mut packed = YuvPackedImageMut {
+        yuy: BufferStoreMut::Borrowed(yuyv),
+        yuy_stride: planar.width * 2,
+        width: planar.width,
+        height: planar.height,
+    };
+    yuvutils_rs::yuv422_to_yuyv422(&mut packed, &planes).map_err(convert_error)
 }
 
 /// `rgb` (`width * height` packed RGB) -> limited-range planar 4:2:2 in `planar`, laid out

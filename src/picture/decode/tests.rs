@@ -332,26 +332,42 @@ fn codings_and_sizes_no_scope_sends_are_refused_before_decoding() {
     }
 }
 
-/// Buffers grown by one large picture shrink back once pictures are small again.
+/// Buffers grown by one large picture shrink back once pictures are small again, on the
+/// plane path (4:2:2 and 4:2:0, which has its own half-height chroma) and the RGB path
+/// (4:4:4).
 #[test]
 fn a_large_picture_does_not_keep_its_buffers() {
-    let small = encode_rgb(&gradient(320, 240), 320, 240, SamplingFactor::F_2_1, 90);
-    let large = encode_rgb(&gradient(2560, 1440), 2560, 1440, SamplingFactor::F_2_1, 90);
-    let mut decoder = Decoder::new();
-    decoder.decode(&small).expect("decodes");
-    decoder.decode(&large).expect("decodes");
-    let grown = decoder.frame.data.capacity() + decoder.pixels.capacity();
-    assert!(grown >= 2560 * 1440 * 5, "{grown}");
-    decoder.decode(&small).expect("decodes");
-    let kept =
-        decoder.frame.data.capacity() + decoder.pixels.capacity() + decoder.rgb_scratch.capacity();
-    assert!(
-        kept <= 3 * KEEP_BYTES,
-        "{kept} bytes kept after a small picture"
-    );
-    decoder.decode_rgb(&large).expect("decodes");
-    decoder.decode_rgb(&small).expect("decodes");
-    assert!(decoder.pixels.capacity() <= KEEP_BYTES);
+    for sampling in [
+        SamplingFactor::F_2_1,
+        SamplingFactor::F_2_2,
+        SamplingFactor::F_1_1,
+    ] {
+        let small = encode_rgb(&gradient(320, 240), 320, 240, sampling, 90);
+        let large = encode_rgb(&gradient(2560, 1440), 2560, 1440, sampling, 90);
+        let mut decoder = Decoder::new();
+        let held = |d: &Decoder| {
+            d.frame.data.capacity()
+                + d.pixels.capacity()
+                + d.planar.data.capacity()
+                + d.rgb_scratch.capacity()
+                + d.raw_scratch.capacity()
+        };
+        decoder.decode(&small).expect("decodes");
+        decoder.decode(&large).expect("decodes");
+        decoder.decode_planar(&large).expect("decodes");
+        let grown = held(&decoder);
+        assert!(grown >= 2560 * 1440 * 4, "{sampling:?}: {grown}");
+        decoder.decode(&small).expect("decodes");
+        decoder.decode_planar(&small).expect("decodes");
+        let kept = held(&decoder);
+        assert!(
+            kept <= 3 * KEEP_BYTES,
+            "{sampling:?}: {kept} bytes kept after a small picture"
+        );
+        decoder.decode_rgb(&large).expect("decodes");
+        decoder.decode_rgb(&small).expect("decodes");
+        assert!(decoder.pixels.capacity() <= KEEP_BYTES);
+    }
 }
 
 #[test]
@@ -727,4 +743,91 @@ fn same_size_planar_frames_reuse_the_buffer_and_a_large_one_gives_it_back() {
         capacity <= KEEP_BYTES,
         "{capacity} bytes kept after a large frame"
     );
+}
+
+/// JPEGs ffmpeg wrote (`tests/fixtures/jpeg/make.sh`), with the chroma layouts of many
+/// webcams that the test encoder does not write: (file, goes through planes).
+const FFMPEG_JPEGS: [(&str, &[u8], bool); 4] = [
+    (
+        "4:2:2 as 2x2 + 1x2, 64x48",
+        include_bytes!("../../../tests/fixtures/jpeg/ffmpeg-422-64x48.jpg"),
+        true,
+    ),
+    (
+        "4:2:2 as 2x2 + 1x2, 33x17",
+        include_bytes!("../../../tests/fixtures/jpeg/ffmpeg-422-33x17.jpg"),
+        true,
+    ),
+    (
+        "4:2:0, 33x17",
+        include_bytes!("../../../tests/fixtures/jpeg/ffmpeg-420-33x17.jpg"),
+        true,
+    ),
+    (
+        "4:4:4 as 1x2 throughout, 64x48",
+        include_bytes!("../../../tests/fixtures/jpeg/ffmpeg-444-64x48.jpg"),
+        false,
+    ),
+];
+
+/// Half-width chroma, however the encoder states it, is decoded through the planes (no
+/// RGB buffer is ever filled), other layouts through RGB; both match the float reference
+/// and give the same samples packed and planar.
+#[test]
+fn webcam_chroma_layouts_take_the_plane_path_and_match_the_reference() {
+    for (what, jpeg, through_planes) in FFMPEG_JPEGS {
+        let mut decoder = Decoder::new();
+        let yuyv = decoder.decode(jpeg).expect("decodes").clone();
+        let planar = decoder.decode_planar(jpeg).expect("decodes").clone();
+        assert_eq!(
+            decoder.pixels.is_empty(),
+            through_planes,
+            "{what}: RGB buffer of {} bytes",
+            decoder.pixels.len()
+        );
+        let db = psnr(&yuyv.data, &reference_yuyv(jpeg));
+        assert!(db > 40.0, "{what}: PSNR {db:.1} dB");
+        assert!(
+            planar.data == yuyv_as_planes(&yuyv.data),
+            "{what}: planes differ"
+        );
+    }
+}
+
+/// The plane path refuses exactly the damaged frames the RGB path refuses (scans cut
+/// anywhere, bytes flipped anywhere), and the decoder goes on with the next good frame.
+#[test]
+fn plane_path_refuses_what_the_rgb_path_refuses() {
+    let mut planes = Decoder::new();
+    let mut rgb = Decoder::new();
+    let mut refused = 0;
+    for (what, jpeg, _) in FFMPEG_JPEGS.into_iter().filter(|(_, _, p)| *p) {
+        let mut damaged = Vec::new();
+        for at in (2..jpeg.len() - 2).step_by(7) {
+            let mut cut = jpeg[..at].to_vec();
+            cut.extend_from_slice(&[0xFF, 0xD9]);
+            damaged.push((format!("cut at {at}"), cut));
+            let mut flipped = jpeg.to_vec();
+            flipped[at] ^= 0x5A;
+            damaged.push((format!("byte {at} flipped"), flipped));
+        }
+        for (how, bytes) in &damaged {
+            let by_planes = planes.decode_planar(bytes).map(|_| ());
+            let by_rgb = rgb.decode_rgb(bytes).map(|_| ());
+            assert_eq!(
+                by_planes.is_err(),
+                by_rgb.is_err(),
+                "{what}, {how}: {by_planes:?} {by_rgb:?}"
+            );
+            assert!(
+                !matches!(by_planes, Err(DecodeError::DecoderPanicked)),
+                "{what}, {how}"
+            );
+            refused += usize::from(by_planes.is_err());
+            planes
+                .decode_planar(jpeg)
+                .expect("a good frame after a damaged one");
+        }
+    }
+    assert!(refused > 50, "only {refused} damaged frames refused");
 }
