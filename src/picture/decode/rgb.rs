@@ -74,12 +74,36 @@ pub fn rgb_to_yuyv_limited(
         &mut scratch.padded_rgb,
         (&mut scratch.y, &mut scratch.u, &mut scratch.v),
     )?;
+    pack(
+        (&scratch.y, &scratch.u, &scratch.v),
+        even_width,
+        height,
+        yuyv,
+    )
+}
+
+/// Packs a planar 4:2:2 picture into `yuyv` (`2 * width * height` bytes): the plane
+/// path's YUYV.
+pub(super) fn pack_planar422(
+    planar: &super::Planar422Frame,
+    yuyv: &mut [u8],
+) -> Result<(), DecodeError> {
+    pack(planar.planes(), planar.width, planar.height, yuyv)
+}
+
+/// Y, Cb, Cr planes of an even-width 4:2:2 picture -> packed YUYV, through yuvutils-rs.
+fn pack(
+    (y, u, v): (&[u8], &[u8], &[u8]),
+    even_width: u32,
+    height: u32,
+    yuyv: &mut [u8],
+) -> Result<(), DecodeError> {
     let planar = YuvPlanarImage {
-        y_plane: &scratch.y,
+        y_plane: y,
         y_stride: even_width,
-        u_plane: &scratch.u,
+        u_plane: u,
         u_stride: even_width / 2,
-        v_plane: &scratch.v,
+        v_plane: v,
         v_stride: even_width / 2,
         width: even_width,
         height,
@@ -91,32 +115,6 @@ pub fn rgb_to_yuyv_limited(
         height,
     };
     yuvutils_rs::yuv422_to_yuyv422(&mut packed, &planar).map_err(convert_error)
-}
-
-/// Packs a planar 4:2:2 picture into `yuyv` (`2 * width * height` bytes): the plane
-/// path's YUYV.
-pub(super) fn pack_planar422(
-    planar: &super::Planar422Frame,
-    yuyv: &mut [u8],
-) -> Result<(), DecodeError> {
-    let (y, u, v) = planar.planes();
-    let planes = YuvPlanarImage {
-        y_plane: y,
-        y_stride: planar.width,
-        u_plane: u,
-        u_stride: planar.width / 2,
-        v_plane: v,
-        v_stride: planar.width / 2,
-        width: planar.width,
-        height: planar.height,
-    };
-    let mut packed = YuvPackedImageMut {
-        yuy: BufferStoreMut::Borrowed(yuyv),
-        yuy_stride: planar.width * 2,
-        width: planar.width,
-        height: planar.height,
-    };
-    yuvutils_rs::yuv422_to_yuyv422(&mut packed, &planes).map_err(convert_error)
 }
 
 /// `rgb` (`width * height` packed RGB) -> limited-range planar 4:2:2 in `planar`, laid out
