@@ -7,12 +7,12 @@
 //!
 //! Paths, picked by the JPEG's own colour space and chroma layout:
 //! - YCbCr with 4:2:2 or 4:2:0 chroma (every scope seen): zune-jpeg's planes straight after
-//!   the IDCT, range-squeezed (and 4:2:0 chroma rows doubled) into planar 4:2:2 (`raw.rs`);
-//!   YUYV is those planes packed by yuvutils-rs.
+//!   the IDCT, range-squeezed (and 4:2:0 chroma rows doubled) into planar 4:2:2 (`raw.rs`).
 //! - Other colour JPEGs (4:4:4 and other layouts, Adobe RGB, CMYK, YCCK): zune-jpeg emits
 //!   RGB and yuvutils-rs converts it with SIMD (`rgb.rs`).
 //! - Grayscale: zune-jpeg emits luma, a table squeezes it, chroma is 128.
 //!
+//! Every way ends in planar 4:2:2; YUYV is those planes packed by yuvutils-rs.
 //! [`Decoder::decode_rgb`] (for rotation and scaling, which need whole pixels) always
 //! decodes to RGB.
 //!
@@ -29,7 +29,7 @@ pub use jpeg_info::yuyv_to_jpeg;
 pub use planar::Planar422Frame;
 pub use rgb::{Scratch as RgbScratch, rgb_to_yuyv_limited};
 
-use pack::{luma_to_planar422_limited, pack_luma_full_to_yuyv_limited};
+use pack::luma_to_planar422_limited;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use zune_core::bytestream::ZCursor;
@@ -369,32 +369,15 @@ impl Decoder {
         Ok(())
     }
 
+    /// YUYV is always the planes of [`Decoder::decode_planar`], packed: one conversion for
+    /// both outputs, whichever way the JPEG takes.
     fn decode_yuyv(&mut self, jpeg: &[u8], frame: &mut YuyvFrame) -> Result<(), DecodeError> {
-        if self.decode_planes(jpeg)? {
-            let Planar422Frame { width, height, .. } = self.planar;
-            frame.width = width;
-            frame.height = height;
-            fit_buffer(&mut frame.data, width as usize * 2 * height as usize);
-            return rgb::pack_planar422(&self.planar, &mut frame.data);
-        }
-        let Decoded { width, height, out } = self.decode_pixels(jpeg)?;
-        let even_width = width.next_multiple_of(2);
-        frame.width = even_width;
+        self.decode_planar_inner(jpeg)?;
+        let Planar422Frame { width, height, .. } = self.planar;
+        frame.width = width;
         frame.height = height;
-        fit_buffer(&mut frame.data, even_width as usize * 2 * height as usize);
-        match out {
-            ColorSpace::Luma => {
-                pack_luma_full_to_yuyv_limited(&self.pixels, width as usize, &mut frame.data)
-            }
-            _ => rgb::rgb_to_yuyv_limited(
-                &self.pixels,
-                width,
-                height,
-                &mut self.rgb_scratch,
-                &mut frame.data,
-            )?,
-        }
-        Ok(())
+        fit_buffer(&mut frame.data, width as usize * 2 * height as usize);
+        rgb::pack_planar422(&self.planar, &mut frame.data)
     }
 
     /// Decodes `jpeg` into `self.planar` through its planes when it is YCbCr with a chroma

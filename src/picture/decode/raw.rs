@@ -163,7 +163,7 @@ fn squeeze_chroma(plane: &mut [u8]) {
 }
 
 #[inline(always)]
-fn luma(y: u16) -> u8 {
+pub(super) fn luma(y: u16) -> u8 {
     // 16 + round(219 y / 255) = (219 y + 16 * 255 + 127) / 255; at most 60052.
     ((y * 219 + 4207) / 255) as u8
 }
