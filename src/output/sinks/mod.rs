@@ -48,7 +48,7 @@ pub trait Sink: Send {
     fn needs_planar(&self) -> bool {
         false
     }
-    /// Write one frame. [`SinkError::GeometryChanged`] and [`SinkError::MissingYuyv`]
+    /// Write one frame. [`SinkError::GeometryChanged`] and [`SinkError::MissingPicture`]
     /// concern this frame only: the sink stays usable. [`SinkError::Closed`] means stop.
     fn write(&mut self, frame: &OutFrame<'_>) -> Result<(), SinkError>;
     fn flush(&mut self) -> Result<(), SinkError>;
@@ -222,7 +222,7 @@ pub enum SinkError {
     },
     /// The pipeline did not decode a frame for a sink that needs a picture (a pipeline bug).
     #[error("{target} needs a decoded picture but the frame came without it; frame skipped")]
-    MissingYuyv { target: String },
+    MissingPicture { target: String },
     /// A decoded frame whose buffer does not match its stated size (a decoder bug).
     #[error("{target}: decoded frame of {width}x{height} has {len} bytes instead of {expected}")]
     BadFrame {
@@ -247,7 +247,7 @@ impl SinkError {
                 | SinkError::WrongJpegSize { .. }
                 | SinkError::UnreadableJpeg { .. }
                 | SinkError::FrameTooLarge { .. }
-                | SinkError::MissingYuyv { .. }
+                | SinkError::MissingPicture { .. }
                 | SinkError::BadFrame { .. }
         )
     }

@@ -139,12 +139,12 @@ fn y4m_without_a_decoded_frame_is_an_error_not_a_panic() {
             planar: None,
         })
         .expect_err("no picture");
-    assert!(matches!(err, SinkError::MissingYuyv { .. }), "{err}");
+    assert!(matches!(err, SinkError::MissingPicture { .. }), "{err}");
     // A YUYV picture is not what y4m takes either.
     let err = sink
         .write(&out_frame(b"", &frame(4, 2, 0)))
         .expect_err("YUYV instead of planes");
-    assert!(matches!(err, SinkError::MissingYuyv { .. }), "{err}");
+    assert!(matches!(err, SinkError::MissingPicture { .. }), "{err}");
     let mut bad = planar(4, 2, 0);
     bad.data.pop();
     let err = sink

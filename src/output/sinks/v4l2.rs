@@ -567,7 +567,7 @@ impl Sink for V4l2Sink {
             CameraFormat::Yuyv => {
                 let yuyv = frame
                     .yuyv
-                    .ok_or_else(|| SinkError::MissingYuyv { target: target() })?;
+                    .ok_or_else(|| SinkError::MissingPicture { target: target() })?;
                 check_frame(&target(), yuyv, self.width, self.height)?;
                 &yuyv.data[..]
             }

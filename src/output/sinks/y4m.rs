@@ -42,7 +42,7 @@ impl Y4mSink {
         &self,
         planar: Option<&'f Planar422Frame>,
     ) -> Result<&'f Planar422Frame, SinkError> {
-        let frame = planar.ok_or_else(|| SinkError::MissingYuyv {
+        let frame = planar.ok_or_else(|| SinkError::MissingPicture {
             target: self.target.clone(),
         })?;
         let expected = frame.expected_len();
